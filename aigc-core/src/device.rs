@@ -144,8 +144,10 @@ pub fn device_from_arg_or_env(arg: Option<&str>) -> Result<Device> {
 /// A one-line description of a device: its backend and, for GPU backends, the adapter's own
 /// name (for instance `llvmpipe (LLVM 15.0.6, 256 bits)` for Mesa's software Vulkan driver).
 pub fn describe(device: &Device) -> String {
-    match device.identity() {
-        Some(id) => format!("{device:?} on {}", id.name),
-        None => format!("{device:?}"),
+    // Only the CubeCL backends (wgpu, cuda) report an identity.
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(id) = device.identity() {
+        return format!("{device:?} on {}", id.name);
     }
+    format!("{device:?}")
 }
