@@ -10,9 +10,10 @@
 //! first N (default 16) values of tensor NAME, starting at element K (default 0), are printed
 //! as a JSON array of f32 values.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use aigc_core::weights::{TensorSource, WeightFile};
+use aigc_core::weights::WeightFile;
 
 struct Args {
     file: String,
@@ -59,30 +60,53 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = run(&args, &mut out).and_then(|()| out.flush().map_err(Failure::Io));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        // The reader went away (`inspect FILE | head`): not an error.
+        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Io(e)) => {
+            eprintln!("error: writing the output: {e}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Aigc(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: &Args) -> aigc_core::Result<()> {
+enum Failure {
+    Aigc(aigc_core::Error),
+    Io(std::io::Error),
+}
+
+impl From<aigc_core::Error> for Failure {
+    fn from(e: aigc_core::Error) -> Self {
+        Failure::Aigc(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+fn run(args: &Args, out: &mut impl Write) -> Result<(), Failure> {
     let path = aigc_core::models::resolve(&args.file)?;
     let file = WeightFile::open(&path)?;
     let source = file.as_source();
     if let Some(name) = &args.dequant {
         let view = source.tensor(name)?;
-        let end = args.offset.saturating_add(args.count).min(view.numel());
-        let values = view.to_f32_prefix(end)?;
-        let values = &values[args.offset.min(end)..];
-        println!("{}", serde_json::to_string(values).expect("f32 values serialize"));
+        let values = view.to_f32_range(args.offset, args.count)?;
+        writeln!(out, "{}", serde_json::to_string(&values).expect("f32 values serialize"))?;
         return Ok(());
     }
 
-    println!("file: {}", path.display());
-    println!("format: {}", file.format_name());
+    writeln!(out, "file: {}", path.display())?;
+    writeln!(out, "format: {}", file.format_name())?;
     let metadata: Vec<(String, String)> = match &file {
         WeightFile::Gguf(g) => {
             let mut m = vec![
@@ -104,24 +128,24 @@ fn run(args: &Args) -> aigc_core::Result<()> {
         WeightFile::Onnx(o) => o.metadata(),
         WeightFile::Ct2(c) => c.metadata(),
     };
-    println!("metadata ({} entries):", metadata.len());
+    writeln!(out, "metadata ({} entries):", metadata.len())?;
     for (k, v) in &metadata {
         let v = if !args.all_metadata && v.chars().count() > 120 {
             format!("{}... ({} chars)", v.chars().take(120).collect::<String>(), v.chars().count())
         } else {
             v.clone()
         };
-        println!("  {k} = {v}");
+        writeln!(out, "  {k} = {v}")?;
     }
     let names = source.tensor_names();
-    println!("tensors ({}):", names.len());
+    writeln!(out, "tensors ({}):", names.len())?;
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
     let mut total = 0usize;
     for name in &names {
         let info = source.tensor_info(name).expect("listed tensor exists");
         total += info.dtype.byte_len(&info.shape).unwrap_or(0);
-        println!("  {name:<width$}  {:<7} {:?}", info.dtype.name(), info.shape);
+        writeln!(out, "  {name:<width$}  {:<7} {:?}", info.dtype.name(), info.shape)?;
     }
-    println!("total tensor bytes: {total}");
+    writeln!(out, "total tensor bytes: {total}")?;
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! # Ok::<(), aigc_core::Error>(())
 //! ```
 
-use burn::tensor::Device;
+use burn::tensor::{Device, DeviceKind};
 
 use crate::error::{Error, Result};
 
@@ -64,64 +64,64 @@ pub fn parse_device(name: &str) -> Result<Device> {
         let known: Vec<&str> = BACKENDS.iter().map(|(b, _)| *b).collect();
         return Err(bad(format!("unknown backend; expected one of {}", known.join(", "))));
     };
-    let not_compiled = || Error::BackendNotCompiled { backend: backend.to_string(), feature };
-    match backend {
-        "flex" => {
-            if !rest.is_empty() {
-                return Err(bad("flex takes no device index".into()));
+    let target = match (backend, rest.as_slice()) {
+        ("flex", []) => Target::Flex,
+        ("ndarray", []) => Target::NdArray,
+        ("flex" | "ndarray", _) => return Err(bad(format!("{backend} takes no device index"))),
+        ("wgpu", rest) => Target::Wgpu(match rest {
+            [] => DeviceKind::DefaultDevice,
+            ["cpu"] => DeviceKind::Cpu,
+            ["discrete", i] => DeviceKind::DiscreteGpu(index(i)?),
+            ["integrated", i] => DeviceKind::IntegratedGpu(index(i)?),
+            ["virtual", i] => DeviceKind::VirtualGpu(index(i)?),
+            _ => {
+                return Err(bad(
+                    "expected wgpu, wgpu:cpu or wgpu:discrete|integrated|virtual:N".into()
+                ));
             }
-            #[cfg(feature = "flex")]
-            return Ok(Device::flex());
-            #[cfg(not(feature = "flex"))]
-            return Err(not_compiled());
+        }),
+        ("cuda", []) => Target::Cuda(0),
+        ("cuda", [i]) => Target::Cuda(index(i)?),
+        ("cuda", _) => return Err(bad("expected cuda or cuda:N".into())),
+        _ => unreachable!("backend names come from BACKENDS"),
+    };
+    target.create(feature)
+}
+
+/// A validated device name.
+#[allow(dead_code)] // a variant's field is read only when its backend is compiled in
+enum Target {
+    Flex,
+    NdArray,
+    Wgpu(DeviceKind),
+    Cuda(usize),
+}
+
+impl Target {
+    fn backend(&self) -> &'static str {
+        match self {
+            Target::Flex => "flex",
+            Target::NdArray => "ndarray",
+            Target::Wgpu(_) => "wgpu",
+            Target::Cuda(_) => "cuda",
         }
-        "ndarray" => {
-            if !rest.is_empty() {
-                return Err(bad("ndarray takes no device index".into()));
-            }
+    }
+
+    /// The device, when its backend is compiled in.
+    fn create(self, feature: &'static str) -> Result<Device> {
+        match self {
+            #[cfg(feature = "flex")]
+            Target::Flex => Ok(Device::flex()),
             #[cfg(feature = "ndarray")]
             #[allow(deprecated)] // burn marks ndarray deprecated; we still test on it
-            return Ok(Device::ndarray());
-            #[cfg(not(feature = "ndarray"))]
-            return Err(not_compiled());
-        }
-        "wgpu" => {
-            use burn::tensor::DeviceKind;
-            let kind = match rest.as_slice() {
-                [] => DeviceKind::DefaultDevice,
-                ["cpu"] => DeviceKind::Cpu,
-                ["discrete", i] => DeviceKind::DiscreteGpu(index(i)?),
-                ["integrated", i] => DeviceKind::IntegratedGpu(index(i)?),
-                ["virtual", i] => DeviceKind::VirtualGpu(index(i)?),
-                _ => {
-                    return Err(bad(
-                        "expected wgpu, wgpu:cpu or wgpu:discrete|integrated|virtual:N".into(),
-                    ));
-                }
-            };
+            Target::NdArray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            return Ok(Device::wgpu(kind));
-            #[cfg(not(feature = "wgpu"))]
-            {
-                let _ = kind;
-                return Err(not_compiled());
-            }
-        }
-        "cuda" => {
-            let i = match rest.as_slice() {
-                [] => 0,
-                [i] => index(i)?,
-                _ => return Err(bad("expected cuda or cuda:N".into())),
-            };
+            Target::Wgpu(kind) => Ok(Device::wgpu(kind)),
             #[cfg(feature = "cuda")]
-            return Ok(Device::cuda(i));
-            #[cfg(not(feature = "cuda"))]
-            {
-                let _ = i;
-                return Err(not_compiled());
-            }
+            Target::Cuda(i) => Ok(Device::cuda(i)),
+            #[allow(unreachable_patterns)] // every arm is compiled in with all features
+            other => Err(Error::BackendNotCompiled { backend: other.backend().into(), feature }),
         }
-        _ => unreachable!("backend names come from BACKENDS"),
     }
 }
 

@@ -42,7 +42,7 @@ fn devices() -> Vec<(&'static str, Device)> {
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
 }
 
 /// Q4_K blocks from the dequantization fixtures, as a [8, 512] tensor view.

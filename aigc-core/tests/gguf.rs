@@ -296,10 +296,7 @@ fn rejects_crafted_headers() {
         b.resize(b.len().next_multiple_of(32) + 64, 0);
         b
     };
-    assert!(
-        one_tensor(&[16], 0, 0).len() > 0
-            && GgufFile::from_bytes("ok", one_tensor(&[16], 0, 0)).is_ok()
-    );
+    assert!(GgufFile::from_bytes("ok", one_tensor(&[16], 0, 0)).is_ok());
     assert!(expect_err("5 dims", one_tensor(&[1, 1, 1, 1, 1], 0, 0)).contains("dimensions"));
     assert!(expect_err("dims overflow", one_tensor(&[u64::MAX, 2], 0, 0)).contains("overflow"));
     assert!(

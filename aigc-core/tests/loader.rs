@@ -64,7 +64,7 @@ fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> SafetensorsFile {
 }
 
 fn values(t: aigc_core::burn::tensor::Tensor<2>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
 }
 
 fn options() -> LoadOptions<'static> {
@@ -79,9 +79,9 @@ fn loads_pytorch_layout_by_reference_names() {
     // Linear weights are transposed from [out, in] to burn's [in, out].
     assert_eq!(values(net.layers[1].proj.weight.val()), [100.0, 103.0, 101.0, 104.0, 102.0, 105.0]);
     let bias = net.layers[1].proj.bias.as_ref().unwrap().val();
-    assert_eq!(bias.into_data().convert::<f32>().into_vec::<f32>().unwrap(), [110.0, 111.0]);
+    assert_eq!(bias.into_data().convert::<f32>().try_into_vec::<f32>().unwrap(), [110.0, 111.0]);
     let gamma = net.layers[0].norm.gamma.val();
-    assert_eq!(gamma.into_data().convert::<f32>().into_vec::<f32>().unwrap(), [20.0, 21.0]);
+    assert_eq!(gamma.into_data().convert::<f32>().try_into_vec::<f32>().unwrap(), [20.0, 21.0]);
     assert_eq!(values(net.head.weight.val()), [50.0, 52.0, 54.0, 56.0, 51.0, 53.0, 55.0, 57.0]);
 }
 

@@ -143,7 +143,7 @@ impl std::fmt::Display for GgmlType {
 /// `src` must hold a whole number of blocks and `dst` exactly `block_size` values per block.
 pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    if src.len() % ts != 0 || dst.len() != src.len() / ts * bs {
+    if !src.len().is_multiple_of(ts) || dst.len() != src.len() / ts * bs {
         return Err(Error::invalid_argument(
             "dst",
             format!(

@@ -11,33 +11,16 @@ use crate::error::{Error, Result};
 pub(crate) struct ByteReader<'a> {
     buf: &'a [u8],
     pos: usize,
-    /// Offset of `buf[0]` in the file, so that errors name file offsets.
-    base: u64,
     path: &'a Path,
     format: &'static str,
 }
 
 impl<'a> ByteReader<'a> {
     pub(crate) fn new(buf: &'a [u8], path: &'a Path, format: &'static str) -> Self {
-        Self { buf, pos: 0, base: 0, path, format }
+        Self { buf, pos: 0, path, format }
     }
 
-    /// A reader over `buf`, which starts at `base` in the file.
-    pub(crate) fn with_base(
-        buf: &'a [u8],
-        base: u64,
-        path: &'a Path,
-        format: &'static str,
-    ) -> Self {
-        Self { buf, pos: 0, base, path, format }
-    }
-
-    /// The current position, as a file offset.
-    pub(crate) fn offset(&self) -> u64 {
-        self.base + self.pos as u64
-    }
-
-    /// The current position within the buffer.
+    /// The current position: the file offset of the next byte.
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
@@ -52,12 +35,12 @@ impl<'a> ByteReader<'a> {
 
     /// An error at the current offset.
     pub(crate) fn error(&self, reason: impl Into<String>) -> Error {
-        Error::format(self.path, self.format, self.offset(), reason)
+        Error::format(self.path, self.format, self.pos as u64, reason)
     }
 
-    /// An error at a given buffer position.
+    /// An error at a given position.
     pub(crate) fn error_at(&self, pos: usize, reason: impl Into<String>) -> Error {
-        Error::format(self.path, self.format, self.base + pos as u64, reason)
+        Error::format(self.path, self.format, pos as u64, reason)
     }
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {

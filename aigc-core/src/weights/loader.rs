@@ -5,9 +5,17 @@
 //! unexpected, misshaped or unreadable tensor is collected and reported in one
 //! [`LoadReport`]: a model never runs with a tensor it did not find.
 //!
-//! ```ignore
-//! let options = LoadOptions::pytorch().rename(|path| format!("model.{path}"));
-//! let model = load_module(model, &file, &options)?;
+//! ```no_run
+//! use aigc_core::burn::nn::LinearConfig;
+//! use aigc_core::weights::{LoadOptions, SafetensorsFile, load_module};
+//!
+//! let device = aigc_core::parse_device("flex")?;
+//! let file = SafetensorsFile::open("model.safetensors")?;
+//! let head = LinearConfig::new(576, 49152).with_bias(false).init(&device);
+//! // The module's own path is `weight`; the checkpoint calls it `lm_head.weight`.
+//! let options = LoadOptions::pytorch().rename(|path| format!("lm_head.{path}"));
+//! let head = load_module(head, &file, &options)?;
+//! # Ok::<(), aigc_core::Error>(())
 //! ```
 
 use std::collections::HashSet;
@@ -22,17 +30,12 @@ type Rename<'a> = Box<dyn Fn(&str) -> String + 'a>;
 type Predicate<'a> = Box<dyn Fn(&str) -> bool + 'a>;
 
 /// How module parameter paths relate to the names and layout in a file.
+#[derive(Default)]
 pub struct LoadOptions<'a> {
     rename: Option<Rename<'a>>,
     pytorch_layout: bool,
     optional: Option<Predicate<'a>>,
     ignore: Option<Predicate<'a>>,
-}
-
-impl Default for LoadOptions<'_> {
-    fn default() -> Self {
-        Self { rename: None, pytorch_layout: false, optional: None, ignore: None }
-    }
 }
 
 impl<'a> LoadOptions<'a> {

@@ -267,6 +267,7 @@ pub trait TensorSource {
 }
 
 /// A weight file of any supported format, chosen by its contents (magic bytes) and extension.
+#[allow(clippy::large_enum_variant)] // one per open file; boxing buys nothing
 pub enum WeightFile {
     /// A `.safetensors` file or a sharded set.
     Safetensors(SafetensorsFile),
