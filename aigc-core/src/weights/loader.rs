@@ -187,3 +187,148 @@ impl ModuleMapper for Loader<'_, '_> {
         self.load(param)
     }
 }
+
+type Report = (HashSet<String>, LoadReport);
+
+/// Builds a model's layers tensor by tensor from a [`TensorSource`], by reference names, and
+/// checks the whole file at the end.
+///
+/// Each request states the shape it needs. A missing or misshaped tensor is recorded (and a
+/// zero tensor of the right shape stands in, so that construction can go on and find every
+/// other problem); [`finish`](Self::finish) then fails with one [`LoadReport`] listing them
+/// all, together with every file tensor that nothing asked for.
+///
+/// ```no_run
+/// use aigc_core::weights::{GgufFile, WeightLoader};
+///
+/// let device = aigc_core::parse_device("flex")?;
+/// let file = GgufFile::open("model.gguf")?;
+/// let loader = WeightLoader::new(&file, &device);
+/// let norm = loader.tensor::<1>("output_norm.weight", [576]);
+/// let head = loader.linear("output", 576, 49152, false);
+/// loader.finish()?;
+/// # Ok::<(), aigc_core::Error>(())
+/// ```
+pub struct WeightLoader<'a> {
+    source: &'a dyn TensorSource,
+    device: burn::tensor::Device,
+    rename: Option<Rename<'a>>,
+    ignore: Option<Predicate<'a>>,
+    state: std::cell::RefCell<Report>,
+}
+
+impl<'a> WeightLoader<'a> {
+    /// A loader that places tensors on `device`.
+    pub fn new(source: &'a dyn TensorSource, device: &burn::tensor::Device) -> Self {
+        let report = LoadReport { source: source.source_name(), ..LoadReport::default() };
+        Self {
+            source,
+            device: device.clone(),
+            rename: None,
+            ignore: None,
+            state: (HashSet::new(), report).into(),
+        }
+    }
+
+    /// Maps the names the model asks for to the file's names (for instance Hugging Face names
+    /// to GGUF names).
+    pub fn rename(mut self, f: impl Fn(&str) -> String + 'a) -> Self {
+        self.rename = Some(Box::new(f));
+        self
+    }
+
+    /// File tensors the model is known not to use (not reported as unexpected).
+    pub fn ignore(mut self, f: impl Fn(&str) -> bool + 'a) -> Self {
+        self.ignore = Some(Box::new(f));
+        self
+    }
+
+    /// The device tensors are placed on.
+    pub fn device(&self) -> &burn::tensor::Device {
+        &self.device
+    }
+
+    fn file_name(&self, name: &str) -> String {
+        match &self.rename {
+            Some(f) => f(name),
+            None => name.to_string(),
+        }
+    }
+
+    /// Whether the file holds the tensor `name` (after renaming).
+    pub fn contains(&self, name: &str) -> bool {
+        self.source.contains(&self.file_name(name))
+    }
+
+    /// The view of tensor `name`, which must have `shape`; `None` (and the problem recorded)
+    /// when it is missing or misshaped.
+    pub fn view(&self, name: &str, shape: &[usize]) -> Option<super::TensorView<'a>> {
+        let file_name = self.file_name(name);
+        let mut state = self.state.borrow_mut();
+        let (used, report) = &mut *state;
+        let Some(info) = self.source.tensor_info(&file_name) else {
+            report.missing.push(file_name);
+            return None;
+        };
+        used.insert(file_name.clone());
+        if info.shape != shape {
+            report.misshaped.push((file_name, shape.to_vec(), info.shape));
+            return None;
+        }
+        match self.source.tensor(&file_name) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                report.unreadable.push((file_name, e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Tensor `name` of `shape` as f32 on the device (GGML blocks dequantized); a zero
+    /// stand-in when it is missing or misshaped (the problem is recorded).
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
+        self.view(name, &shape)
+            .and_then(|v| match v.to_tensor::<D>(&self.device) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.state.borrow_mut().1.unreadable.push((v.name.to_string(), e.to_string()));
+                    None
+                }
+            })
+            .unwrap_or_else(|| Tensor::zeros(shape, &self.device))
+    }
+
+    /// Like [`tensor`](Self::tensor), but a missing tensor is not an error: `None`.
+    pub fn optional_tensor<const D: usize>(
+        &self,
+        name: &str,
+        shape: [usize; D],
+    ) -> Option<Tensor<D>> {
+        self.contains(name).then(|| self.tensor(name, shape))
+    }
+
+    /// A linear layer from `{prefix}.weight` (`[out, in]`) and, when `bias`, `{prefix}.bias`.
+    pub fn linear(
+        &self,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> crate::layers::QLinear {
+        let weight = self.tensor::<2>(&format!("{prefix}.weight"), [out_features, in_features]);
+        let bias = bias.then(|| self.tensor::<1>(&format!("{prefix}.bias"), [out_features]));
+        crate::layers::QLinear::from_tensors(weight, bias)
+    }
+
+    /// Fails with every problem found, including file tensors that nothing asked for.
+    pub fn finish(self) -> Result<()> {
+        let (used, mut report) = self.state.into_inner();
+        report.unexpected = self
+            .source
+            .tensor_names()
+            .into_iter()
+            .filter(|n| !used.contains(n) && !self.ignore.as_ref().is_some_and(|f| f(n)))
+            .collect();
+        if report.is_clean() { Ok(()) } else { Err(Error::Load(report)) }
+    }
+}

@@ -23,7 +23,7 @@ pub mod safetensors;
 
 pub use ct2::Ct2File;
 pub use gguf::{GgufFile, MetadataValue};
-pub use loader::{LoadOptions, load_module};
+pub use loader::{LoadOptions, WeightLoader, load_module};
 pub use onnx::OnnxFile;
 pub use safetensors::SafetensorsFile;
 

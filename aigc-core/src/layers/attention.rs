@@ -1,0 +1,227 @@
+//! Scaled dot-product attention over a KV cache that is allocated once.
+//!
+//! A layer's cache holds keys and values for absolute positions. A full-attention layer keeps
+//! every position of the context in order. A sliding-window layer (Mistral, Gemma 3's local
+//! layers) keeps only the last `window` positions in a ring: queries never look further back,
+//! so the rest would be dead memory. Masks are built from the absolute position stored in each
+//! slot, so the ring's order does not matter.
+
+use burn::tensor::{Device, Tensor, TensorData, activation};
+
+use crate::error::{Error, Result};
+
+/// The keys and values of one attention layer.
+#[derive(Debug)]
+pub struct LayerCache {
+    // `Option` so that updates can take the tensors by value: burn writes in place only into
+    // a tensor it owns uniquely, and a clone would copy the whole cache on every token.
+    k: Option<Tensor<4>>,
+    v: Option<Tensor<4>>,
+    /// The absolute position held by each slot.
+    slot_pos: Vec<Option<usize>>,
+    /// `Some(w)`: a query at position `p` sees keys at `p - w + 1 ..= p` (ring of `w` slots).
+    window: Option<usize>,
+}
+
+impl LayerCache {
+    /// A cache for `kv_heads` heads of `head_dim`, holding `context` positions, or a ring of
+    /// `window` positions when the layer attends over a sliding window shorter than that.
+    pub fn new(
+        kv_heads: usize,
+        head_dim: usize,
+        context: usize,
+        window: Option<usize>,
+        device: &Device,
+    ) -> Self {
+        let window = window.filter(|&w| w < context);
+        let slots = window.unwrap_or(context);
+        let zeros = || Tensor::<4>::zeros([1, kv_heads, slots, head_dim], device);
+        Self { k: Some(zeros()), v: Some(zeros()), slot_pos: vec![None; slots], window }
+    }
+
+    /// Slots held (the context, or the window of a sliding layer).
+    pub fn slots(&self) -> usize {
+        self.slot_pos.len()
+    }
+
+    /// The sliding window, when the layer has one shorter than the context.
+    pub fn window(&self) -> Option<usize> {
+        self.window
+    }
+
+    fn clear(&mut self) {
+        self.slot_pos.iter_mut().for_each(|p| *p = None);
+    }
+}
+
+/// The caches of every layer of a model, and how many tokens they hold.
+#[derive(Debug)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+    context: usize,
+}
+
+impl KvCache {
+    /// A cache from per-layer caches that all hold `context` positions (or their window).
+    pub fn new(layers: Vec<LayerCache>, context: usize) -> Self {
+        Self { layers, len: 0, context }
+    }
+
+    /// Tokens processed so far (the next token's position).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no token has been processed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most positions this cache can hold.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Forgets every token, keeping the memory.
+    pub fn reset(&mut self) {
+        self.len = 0;
+        self.layers.iter_mut().for_each(LayerCache::clear);
+    }
+
+    /// One layer's cache.
+    pub fn layer_mut(&mut self, i: usize) -> &mut LayerCache {
+        &mut self.layers[i]
+    }
+
+    /// Checks that `n` more tokens fit.
+    pub fn check_room(&self, n: usize) -> Result<()> {
+        if self.len + n > self.context {
+            return Err(Error::invalid_argument(
+                "tokens",
+                format!(
+                    "{} tokens would exceed the cache's context of {} ({} already held)",
+                    n, self.context, self.len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records that `n` tokens were processed by every layer.
+    pub fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
+}
+
+/// Attention of `q` (`[1, heads, n, d]`) over the cached keys and values plus the new ones
+/// (`[1, kv_heads, n, d]`, at positions `start..start + n`), which are then stored.
+///
+/// Heads share key/value heads in groups (`heads / kv_heads`, grouped-query attention).
+/// Scores are `q k^T * scale`, optionally soft-capped (`tanh(s / cap) * cap`), causally masked
+/// (and windowed), soft-maxed in f32. Returns `[1, heads, n, d]`.
+pub fn attention(
+    q: Tensor<4>,
+    k_new: Tensor<4>,
+    v_new: Tensor<4>,
+    cache: &mut LayerCache,
+    start: usize,
+    scale: f32,
+    softcap: Option<f32>,
+) -> Result<Tensor<4>> {
+    let [_, heads, n, d] = q.dims();
+    let [_, kv_heads, _, _] = k_new.dims();
+    if heads % kv_heads != 0 {
+        return Err(Error::invalid_argument(
+            "heads",
+            format!("{heads} query heads are not a multiple of {kv_heads} key/value heads"),
+        ));
+    }
+    let group = heads / kv_heads;
+    let device = q.device();
+    let slots = cache.slots();
+
+    // Keys and values to attend over, with the absolute position of each.
+    let (keys, values, key_pos): (Tensor<4>, Tensor<4>, Vec<Option<usize>>) = match cache.window {
+        None => {
+            if start + n > slots {
+                return Err(Error::invalid_argument(
+                    "tokens",
+                    format!("positions up to {} exceed the cache's {slots}", start + n),
+                ));
+            }
+            let range = [0..1, 0..kv_heads, start..start + n, 0..d];
+            let k = cache.k.take().expect("cache present").slice_assign(range.clone(), k_new);
+            let v = cache.v.take().expect("cache present").slice_assign(range, v_new);
+            cache.k = Some(k.clone());
+            cache.v = Some(v.clone());
+            for p in start..start + n {
+                cache.slot_pos[p] = Some(p);
+            }
+            let len = start + n;
+            (k.narrow(2, 0, len), v.narrow(2, 0, len), (0..len).map(Some).collect())
+        }
+        Some(_) => {
+            let k_old = cache.k.clone().expect("cache present");
+            let v_old = cache.v.clone().expect("cache present");
+            let keys = Tensor::cat(vec![k_old, k_new.clone()], 2);
+            let values = Tensor::cat(vec![v_old, v_new.clone()], 2);
+            let mut pos = cache.slot_pos.clone();
+            pos.extend((start..start + n).map(Some));
+            // Store the newest `min(n, slots)` tokens in their ring slots.
+            let keep = n.min(slots);
+            let k_in = k_new.narrow(2, n - keep, keep);
+            let v_in = v_new.narrow(2, n - keep, keep);
+            let mut k = cache.k.take().expect("cache present");
+            let mut v = cache.v.take().expect("cache present");
+            // The ring slots of positions p0..p0 + keep: at most two contiguous runs.
+            let p0 = start + n - keep;
+            let first = p0 % slots;
+            let run1 = keep.min(slots - first);
+            for (slot, from, len) in [(first, 0, run1), (0, run1, keep - run1)] {
+                if len == 0 {
+                    continue;
+                }
+                let range = [0..1, 0..kv_heads, slot..slot + len, 0..d];
+                k = k.slice_assign(range.clone(), k_in.clone().narrow(2, from, len));
+                v = v.slice_assign(range, v_in.clone().narrow(2, from, len));
+                for j in 0..len {
+                    cache.slot_pos[slot + j] = Some(p0 + from + j);
+                }
+            }
+            cache.k = Some(k);
+            cache.v = Some(v);
+            (keys, values, pos)
+        }
+    };
+
+    // Mask [1, 1, group * n, L]: query i (position start + i) sees key j when the key is not
+    // in the future and, for windowed layers, less than `window` positions back.
+    let len = key_pos.len();
+    let window = cache.window;
+    let mut mask = vec![f32::NEG_INFINITY; group * n * len];
+    for i in 0..n {
+        let qp = start + i;
+        for (j, kp) in key_pos.iter().enumerate() {
+            if let Some(kp) = *kp
+                && kp <= qp
+                && window.is_none_or(|w| qp - kp < w)
+            {
+                for g in 0..group {
+                    mask[(g * n + i) * len + j] = 0.0;
+                }
+            }
+        }
+    }
+    let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, group * n, len]), &device);
+
+    // Group query heads by their key/value head: [1, kv_heads, group * n, d].
+    let q = q.reshape([1, kv_heads, group * n, d]);
+    let mut scores = q.matmul(keys.swap_dims(2, 3)) * scale;
+    if let Some(cap) = softcap {
+        scores = (scores / cap).tanh() * cap;
+    }
+    let probs = activation::softmax(scores + mask, 3);
+    let out = probs.matmul(values); // [1, kv_heads, group * n, d]
+    Ok(out.reshape([1, heads, n, d]))
+}

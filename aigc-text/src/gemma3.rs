@@ -1,0 +1,116 @@
+//! Gemma 3 (text).
+//!
+//! Differences from the Llama family: embeddings scaled by `sqrt(hidden_size)`; RMS norms on
+//! queries and keys; each sub-block is wrapped in a norm before and after
+//! (`x += post_norm(attn(pre_norm(x)))`); local layers attend over a sliding window with their
+//! own RoPE base (10 000) while every sixth layer is global (base 1 000 000, possibly scaled);
+//! GELU (tanh) gates; the head is tied to the embeddings. Hugging Face checkpoints store norm
+//! weights as `w - 1`; GGUF files store `w` (llama.cpp's converter adds the 1).
+
+use aigc_core::Result;
+use aigc_core::burn::tensor::{Device, Tensor};
+use aigc_core::layers::{Embedding, GatedMlp, KvCache, RmsNorm, RotaryEmbedding};
+use aigc_core::traits::CausalLm;
+use aigc_core::weights::WeightLoader;
+
+use crate::config::ModelConfig;
+use crate::decoder::{self, Head, SelfAttention, load_mlp, load_norm};
+
+#[derive(Debug, Clone)]
+struct Block {
+    input_norm: RmsNorm,
+    attn: SelfAttention,
+    post_attn_norm: RmsNorm,
+    pre_mlp_norm: RmsNorm,
+    mlp: GatedMlp,
+    post_mlp_norm: RmsNorm,
+}
+
+/// A Gemma 3 text decoder with its weights on one device.
+#[derive(Debug, Clone)]
+pub struct Gemma3 {
+    config: ModelConfig,
+    embed: Embedding,
+    embed_scale: f32,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    head: Head,
+    ropes: Vec<RotaryEmbedding>,
+    max_context: usize,
+    device: Device,
+}
+
+impl Gemma3 {
+    /// Builds the model from Hugging Face tensor names (renamed by the loader for GGUF), with
+    /// RoPE tables for `max_context` positions. Check the loader with `finish()` after.
+    pub fn load(w: &WeightLoader<'_>, config: &ModelConfig, max_context: usize) -> Result<Self> {
+        let cfg = config;
+        let (ropes, rope_of) = decoder::build_ropes(w, cfg, max_context)?;
+        let d = cfg.hidden_size;
+        let blocks = (0..cfg.num_layers)
+            .map(|i| {
+                let p = format!("model.layers.{i}");
+                let norm = |n: &str| load_norm(w, &format!("{p}.{n}.weight"), d, cfg);
+                Block {
+                    input_norm: norm("input_layernorm"),
+                    attn: SelfAttention::load(w, &format!("{p}.self_attn"), cfg, true, rope_of[i]),
+                    post_attn_norm: norm("post_attention_layernorm"),
+                    pre_mlp_norm: norm("pre_feedforward_layernorm"),
+                    mlp: load_mlp(w, &p, cfg),
+                    post_mlp_norm: norm("post_feedforward_layernorm"),
+                }
+            })
+            .collect();
+        Ok(Self {
+            config: cfg.clone(),
+            embed: Embedding::new(w.tensor::<2>("model.embed_tokens.weight", [cfg.vocab_size, d])),
+            // transformers keeps the scale as a tensor of the model's dtype: sqrt in f32.
+            embed_scale: (d as f32).sqrt(),
+            blocks,
+            norm: load_norm(w, "model.norm.weight", d, cfg),
+            head: Head::load(w, cfg),
+            ropes,
+            max_context,
+            device: w.device().clone(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+}
+
+impl CausalLm for Gemma3 {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    fn new_cache(&self, context: usize) -> Result<KvCache> {
+        decoder::new_cache(&self.config, context, self.max_context, &self.device)
+    }
+
+    fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
+        decoder::check_tokens(tokens, cache, self.config.vocab_size)?;
+        let start = cache.len();
+        let mut x = self.embed.forward(tokens)? * self.embed_scale;
+        for (i, b) in self.blocks.iter().enumerate() {
+            let a = b.attn.forward(
+                b.input_norm.forward(x.clone()),
+                &self.ropes,
+                cache.layer_mut(i),
+                start,
+            )?;
+            x = x + b.post_attn_norm.forward(a);
+            let m = b.mlp.forward(b.pre_mlp_norm.forward(x.clone()));
+            x = x + b.post_mlp_norm.forward(m);
+        }
+        cache.advance(tokens.len());
+        let x = self.norm.forward(decoder::rows_for_head(x, all_logits));
+        Ok(self.head.forward(x, &self.embed, self.config.final_logit_softcapping))
+    }
+}
