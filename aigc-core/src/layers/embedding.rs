@@ -39,6 +39,9 @@ impl Embedding {
     /// Logits against the table, as a tied output head: `x @ table^T` (`[1, n, dim]` →
     /// `[1, n, vocab]`).
     pub fn attend(&self, x: Tensor<3>) -> Tensor<3> {
-        x.matmul(self.weight.clone().transpose().unsqueeze::<3>())
+        let [b, s, d] = x.dims();
+        // A 2-D product on the transposed view: no copy of the table.
+        let y = x.reshape([b * s, d]).matmul(self.weight.clone().transpose());
+        y.reshape([b, s, self.vocab_size()])
     }
 }

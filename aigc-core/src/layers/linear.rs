@@ -43,11 +43,16 @@ impl QLinear {
     }
 
     /// `x @ W^T + b` over the last dimension of `x` (`[batch, seq, in]` → `[batch, seq, out]`).
+    ///
+    /// The product runs as one 2-D matmul on the weight as stored, whatever its strides:
+    /// broadcasting a 2-D weight to 3-D would make burn copy it on every call.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let y = x.matmul(self.weight.clone().unsqueeze::<3>());
-        match &self.bias {
-            Some(b) => y + b.clone().unsqueeze::<3>(),
+        let [b, s, d] = x.dims();
+        let y = x.reshape([b * s, d]).matmul(self.weight.clone());
+        let y = match &self.bias {
+            Some(bias) => y + bias.clone().unsqueeze::<2>(),
             None => y,
-        }
+        };
+        y.reshape([b, s, self.out_features()])
     }
 }

@@ -1,0 +1,179 @@
+//! Generate text with a real model.
+//!
+//! ```text
+//! cargo run --release -p aigc-text --example generate -- --prompt "The capital of France is"
+//! cargo run --release -p aigc-text --example generate -- --chat --prompt "Write a haiku" --temperature 0.7 --seed 1
+//! cargo run --release -p aigc-text --example generate -- --model gemma-3-270m --prompt "Once" --json
+//! ```
+//!
+//! The default model is SmolLM2-135M-Instruct; a known model id that is not installed yet is
+//! fetched with `scripts/fetch-models.sh` first.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use aigc_core::models;
+use aigc_text::{GenerationConfig, Generator, Message, Prompt, SamplingParams};
+
+const USAGE: &str =
+    "usage: generate [--model PATH|ID] --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
+                [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
+                [--seed S] [--stop TEXT]... [--context N] [--device NAME] [--json]
+
+  --model       a GGUF file, a Hugging Face directory, or a model id (default smollm2-135m-instruct)
+  --chat        render the prompt as a user message with the model's chat template
+  --temperature 0 is greedy (default 0.8); other sampler defaults are llama.cpp's
+  --device      flex (default), ndarray, wgpu, cuda (as compiled in); or set AIGC_DEVICE
+  --json        print one JSON object instead of streaming text";
+
+struct Args {
+    model: String,
+    prompt: String,
+    chat: bool,
+    system: Option<String>,
+    json: bool,
+    device: Option<String>,
+    context: usize,
+    config: GenerationConfig,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        model: models::DEFAULT_TEXT_MODEL.to_string(),
+        prompt: String::new(),
+        chat: false,
+        system: None,
+        json: false,
+        device: None,
+        context: aigc_text::DEFAULT_CONTEXT,
+        config: GenerationConfig::default(),
+    };
+    let mut prompt = None;
+    let s: &mut SamplingParams = &mut args.config.sampling;
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
+        }
+        match flag.as_str() {
+            "--model" => args.model = value("--model")?,
+            "--prompt" => prompt = Some(value("--prompt")?),
+            "--system" => args.system = Some(value("--system")?),
+            "--chat" => args.chat = true,
+            "--json" => args.json = true,
+            "--device" => args.device = Some(value("--device")?),
+            "--max-tokens" => {
+                args.config.max_new_tokens = num("--max-tokens", value("--max-tokens")?)?
+            }
+            "--context" => args.context = num("--context", value("--context")?)?,
+            "--temperature" => s.temperature = num("--temperature", value("--temperature")?)?,
+            "--top-k" => s.top_k = num("--top-k", value("--top-k")?)?,
+            "--top-p" => s.top_p = num("--top-p", value("--top-p")?)?,
+            "--min-p" => s.min_p = num("--min-p", value("--min-p")?)?,
+            "--repeat-penalty" => {
+                s.repeat_penalty = num("--repeat-penalty", value("--repeat-penalty")?)?
+            }
+            "--seed" => s.seed = num("--seed", value("--seed")?)?,
+            "--stop" => args.config.stop.push(value("--stop")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    args.prompt = prompt.ok_or("--prompt is required")?;
+    Ok(args)
+}
+
+/// The model path: an existing path, or a known id (fetched when missing).
+fn model_path(model: &str) -> Result<std::path::PathBuf, String> {
+    match models::resolve(model) {
+        Ok(p) => Ok(p),
+        Err(aigc_core::Error::ModelMissing { id, command, .. }) => {
+            eprintln!("model `{id}` is not installed; running: {command}");
+            let mut parts = command.split_whitespace();
+            let status =
+                std::process::Command::new(parts.next().unwrap_or("scripts/fetch-models.sh"))
+                    .args(parts)
+                    .status()
+                    .map_err(|e| format!("could not run the fetch script: {e}"))?;
+            if !status.success() {
+                return Err(format!("fetching `{id}` failed ({status})"));
+            }
+            models::model_file(&id).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let path = model_path(&args.model)?;
+    let device = match &args.device {
+        Some(name) => aigc_core::parse_device(name),
+        None => aigc_core::device_from_env(),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut generator =
+        Generator::open_with_context(&path, &device, args.context).map_err(|e| e.to_string())?;
+    let messages: Vec<Message> = args
+        .system
+        .iter()
+        .map(Message::system)
+        .chain(std::iter::once(Message::user(&args.prompt)))
+        .collect();
+    let prompt = if args.chat { Prompt::Messages(&messages) } else { Prompt::Text(&args.prompt) };
+
+    if args.json {
+        let out = generator.generate(prompt, &args.config).map_err(|e| e.to_string())?;
+        let json = serde_json::json!({
+            "prompt_ids": out.prompt_ids,
+            "ids": out.ids,
+            "text": out.text,
+            "finish_reason": out.finish_reason.as_str(),
+            "prompt_tokens_per_s": out.timings.prompt_tokens_per_s(),
+            "tokens_per_s": out.timings.tokens_per_s(),
+        });
+        println!("{json}");
+        return Ok(());
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    let mut stream = generator.stream(prompt, &args.config).map_err(|e| e.to_string())?;
+    while let Some(piece) = stream.next() {
+        let piece = piece.map_err(|e| e.to_string())?;
+        if stdout.write_all(piece.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            stream.cancel(); // the reader went away
+        }
+    }
+    let out = stream.into_generation().map_err(|e| e.to_string())?;
+    let _ = writeln!(stdout).and_then(|()| stdout.flush());
+    let t = out.timings;
+    eprintln!(
+        "[{} prompt tokens at {:.1}/s, {} generated at {:.1}/s, finish: {}]",
+        t.prompt_tokens,
+        t.prompt_tokens_per_s(),
+        t.generated_tokens,
+        t.tokens_per_s(),
+        out.finish_reason.as_str()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
