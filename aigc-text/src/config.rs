@@ -86,6 +86,19 @@ fn cfg_err(source: &str, reason: impl Into<String>) -> Error {
     Error::config(source, reason)
 }
 
+/// Layers beyond any real decoder: checked before the per-layer table is allocated.
+const MAX_LAYERS: usize = 1024;
+
+fn check_layers(source: &str, n: usize) -> Result<()> {
+    if n > MAX_LAYERS {
+        return Err(cfg_err(
+            source,
+            format!("num_layers = {n} is larger than any supported model ({MAX_LAYERS})"),
+        ));
+    }
+    Ok(())
+}
+
 impl ModelConfig {
     /// Checks the sizes against each other.
     pub fn validate(&self, source: &str) -> Result<()> {
@@ -110,7 +123,7 @@ impl ModelConfig {
             ("vocab_size", self.vocab_size, 1 << 22),
             ("hidden_size", self.hidden_size, 1 << 16),
             ("intermediate_size", self.intermediate_size, 1 << 18),
-            ("num_layers", self.num_layers, 1024),
+            ("num_layers", self.num_layers, MAX_LAYERS),
             ("num_heads", self.num_heads, 1024),
             ("head_dim", self.head_dim, 1024),
         ];
@@ -193,6 +206,7 @@ impl ModelConfig {
 
         let hidden_size = get("embedding_length")?;
         let num_layers = get("block_count")?;
+        check_layers(&source, num_layers)?;
         let num_heads = get("attention.head_count")?;
         let num_kv_heads = opt_usize("attention.head_count_kv")?.unwrap_or(num_heads);
         let intermediate_size = get("feed_forward_length")?;
@@ -325,6 +339,7 @@ impl ModelConfig {
             None => 0,
         };
         let num_layers = req("num_hidden_layers")?;
+        check_layers(source, num_layers)?;
         let gemma = architecture == Architecture::Gemma3;
 
         // RoPE: `rope_parameters` (5.x; per layer type for Gemma 3) or `rope_theta` +

@@ -284,8 +284,10 @@ impl<'a> WeightLoader<'a> {
         }
     }
 
-    /// Tensor `name` of `shape` as f32 on the device (GGML blocks dequantized); a zero
-    /// stand-in when it is missing or misshaped (the problem is recorded).
+    /// Tensor `name` of `shape` as f32 on the device (GGML blocks dequantized); when it is
+    /// missing or misshaped the problem is recorded and a one-element stand-in is returned
+    /// (never an allocation sized by a shape the file did not back), so that building a model
+    /// can go on to report every problem at [`finish`](Self::finish).
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
         self.view(name, &shape)
             .and_then(|v| match v.to_tensor::<D>(&self.device) {
@@ -295,7 +297,7 @@ impl<'a> WeightLoader<'a> {
                     None
                 }
             })
-            .unwrap_or_else(|| Tensor::zeros(shape, &self.device))
+            .unwrap_or_else(|| Tensor::zeros([1; D], &self.device))
     }
 
     /// Like [`tensor`](Self::tensor), but a missing tensor is not an error: `None`.
