@@ -135,3 +135,19 @@ pub fn resolve(id_or_path: &str) -> Result<PathBuf> {
         format!("`{id_or_path}` is neither an existing path nor a known model id"),
     ))
 }
+
+/// For tests and examples that need a real model: its installed main file, or `None` after a
+/// loud `SKIPPED` message on stderr. With `AIGC_REQUIRE_MODELS=1` (as CI sets it) a missing
+/// model panics instead, so that nothing is skipped silently there.
+pub fn installed_or_skip(id: &str) -> Option<PathBuf> {
+    match model_file(id) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            if std::env::var("AIGC_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+                panic!("AIGC_REQUIRE_MODELS=1 but {e}");
+            }
+            eprintln!("\n**** SKIPPED: {e} ****\n");
+            None
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Pieces every decoder family here shares: tensor names, self-attention with RoPE, norms
 //! loaded with the family's weight convention, the output head, and the KV cache layout.
 
-use aigc_core::burn::tensor::Tensor;
+use aigc_core::burn::tensor::{Device, Tensor};
 use aigc_core::layers::{
     Embedding, GatedMlp, KvCache, LayerCache, QLinear, RmsNorm, RotaryEmbedding, attention,
     inverse_frequencies,
@@ -138,7 +138,7 @@ pub fn load_mlp(w: &WeightLoader<'_>, prefix: &str, cfg: &ModelConfig) -> GatedM
 
 /// The output projection: the embedding table (tied) or its own matrix.
 #[derive(Debug, Clone)]
-pub enum Head {
+enum Head {
     /// Logits against the token embeddings.
     Tied,
     /// A separate `lm_head`.
@@ -147,7 +147,7 @@ pub enum Head {
 
 impl Head {
     /// Loads `lm_head` unless the model ties it to the embeddings.
-    pub fn load(w: &WeightLoader<'_>, cfg: &ModelConfig) -> Self {
+    fn load(w: &WeightLoader<'_>, cfg: &ModelConfig) -> Self {
         if cfg.tie_word_embeddings {
             Head::Tied
         } else {
@@ -156,7 +156,7 @@ impl Head {
     }
 
     /// Logits `[rows, vocab]` of normalised hidden states `[1, rows, d]`.
-    pub fn forward(&self, x: Tensor<3>, embed: &Embedding, softcap: Option<f32>) -> Tensor<2> {
+    fn forward(&self, x: Tensor<3>, embed: &Embedding, softcap: Option<f32>) -> Tensor<2> {
         let [_, rows, _] = x.dims();
         let logits = match self {
             Head::Tied => embed.attend(x),
@@ -173,7 +173,7 @@ impl Head {
 
 /// RoPE tables for the distinct (base, scaling) pairs of a model's layers, and the table
 /// each layer uses.
-pub fn build_ropes(
+fn build_ropes(
     w: &WeightLoader<'_>,
     cfg: &ModelConfig,
     max_positions: usize,
@@ -221,7 +221,7 @@ pub fn build_ropes(
 }
 
 /// A KV cache for `context` positions with each layer's window.
-pub fn new_cache(
+fn new_cache(
     cfg: &ModelConfig,
     context: usize,
     max_context: usize,
@@ -244,7 +244,7 @@ pub fn new_cache(
 }
 
 /// Checks that `tokens` fit in `cache` and index the vocabulary.
-pub fn check_tokens(tokens: &[u32], cache: &KvCache, vocab: usize) -> Result<()> {
+fn check_tokens(tokens: &[u32], cache: &KvCache, vocab: usize) -> Result<()> {
     if tokens.is_empty() {
         return Err(Error::invalid_argument("tokens", "no tokens to run"));
     }
@@ -259,7 +259,68 @@ pub fn check_tokens(tokens: &[u32], cache: &KvCache, vocab: usize) -> Result<()>
 }
 
 /// The hidden states to project: all rows, or only the last.
-pub fn rows_for_head(x: Tensor<3>, all_logits: bool) -> Tensor<3> {
+fn rows_for_head(x: Tensor<3>, all_logits: bool) -> Tensor<3> {
     let [_, n, _] = x.dims();
     if all_logits { x } else { x.narrow(1, n - 1, 1) }
+}
+
+/// What every decoder here has around its blocks: the embedding table, the final norm, the
+/// head, the RoPE tables and the configuration.
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    /// The configuration.
+    pub config: ModelConfig,
+    embed: Embedding,
+    norm: RmsNorm,
+    head: Head,
+    /// RoPE tables, indexed by [`rope_of`](Self::rope_of).
+    pub ropes: Vec<RotaryEmbedding>,
+    /// Which RoPE table each layer uses.
+    pub rope_of: Vec<usize>,
+    max_context: usize,
+    device: Device,
+}
+
+impl Trunk {
+    /// Loads `model.embed_tokens`, `model.norm` and the head, with RoPE tables for
+    /// `max_context` positions.
+    pub fn load(w: &WeightLoader<'_>, cfg: &ModelConfig, max_context: usize) -> Result<Self> {
+        let (ropes, rope_of) = build_ropes(w, cfg, max_context)?;
+        let d = cfg.hidden_size;
+        Ok(Self {
+            config: cfg.clone(),
+            embed: Embedding::new(w.tensor::<2>("model.embed_tokens.weight", [cfg.vocab_size, d])),
+            norm: load_norm(w, "model.norm.weight", d, cfg),
+            head: Head::load(w, cfg),
+            ropes,
+            rope_of,
+            max_context,
+            device: w.device().clone(),
+        })
+    }
+
+    /// Positions the RoPE tables cover.
+    pub fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    /// A cache for `context` positions.
+    pub fn new_cache(&self, context: usize) -> Result<KvCache> {
+        new_cache(&self.config, context, self.max_context, &self.device)
+    }
+
+    /// Checks `tokens` against the vocabulary and the cache; returns their embeddings
+    /// (`[1, n, d]`) and the position of the first.
+    pub fn embed(&self, tokens: &[u32], cache: &KvCache) -> Result<(Tensor<3>, usize)> {
+        check_tokens(tokens, cache, self.config.vocab_size)?;
+        Ok((self.embed.forward(tokens)?, cache.len()))
+    }
+
+    /// Records `n` processed tokens in `cache`, then normalises and projects the hidden states
+    /// (all rows, or the last) to logits `[rows, vocab]`.
+    pub fn logits(&self, x: Tensor<3>, cache: &mut KvCache, all_logits: bool) -> Tensor<2> {
+        cache.advance(x.dims()[1]);
+        let x = self.norm.forward(rows_for_head(x, all_logits));
+        self.head.forward(x, &self.embed, self.config.final_logit_softcapping)
+    }
 }

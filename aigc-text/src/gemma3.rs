@@ -8,13 +8,13 @@
 //! weights as `w - 1`; GGUF files store `w` (llama.cpp's converter adds the 1).
 
 use aigc_core::Result;
-use aigc_core::burn::tensor::{Device, Tensor};
-use aigc_core::layers::{Embedding, GatedMlp, KvCache, RmsNorm, RotaryEmbedding};
+use aigc_core::burn::tensor::Tensor;
+use aigc_core::layers::{GatedMlp, KvCache, RmsNorm};
 use aigc_core::traits::CausalLm;
 use aigc_core::weights::WeightLoader;
 
 use crate::config::ModelConfig;
-use crate::decoder::{self, Head, SelfAttention, load_mlp, load_norm};
+use crate::decoder::{SelfAttention, Trunk, load_mlp, load_norm};
 
 #[derive(Debug, Clone)]
 struct Block {
@@ -29,23 +29,17 @@ struct Block {
 /// A Gemma 3 text decoder with its weights on one device.
 #[derive(Debug, Clone)]
 pub struct Gemma3 {
-    config: ModelConfig,
-    embed: Embedding,
+    trunk: Trunk,
+    /// transformers keeps the scale as a tensor of the model's dtype: sqrt in f32.
     embed_scale: f32,
     blocks: Vec<Block>,
-    norm: RmsNorm,
-    head: Head,
-    ropes: Vec<RotaryEmbedding>,
-    max_context: usize,
-    device: Device,
 }
 
 impl Gemma3 {
     /// Builds the model from Hugging Face tensor names (renamed by the loader for GGUF), with
     /// RoPE tables for `max_context` positions. Check the loader with `finish()` after.
-    pub fn load(w: &WeightLoader<'_>, config: &ModelConfig, max_context: usize) -> Result<Self> {
-        let cfg = config;
-        let (ropes, rope_of) = decoder::build_ropes(w, cfg, max_context)?;
+    pub fn load(w: &WeightLoader<'_>, cfg: &ModelConfig, max_context: usize) -> Result<Self> {
+        let trunk = Trunk::load(w, cfg, max_context)?;
         let d = cfg.hidden_size;
         let blocks = (0..cfg.num_layers)
             .map(|i| {
@@ -53,7 +47,13 @@ impl Gemma3 {
                 let norm = |n: &str| load_norm(w, &format!("{p}.{n}.weight"), d, cfg);
                 Block {
                     input_norm: norm("input_layernorm"),
-                    attn: SelfAttention::load(w, &format!("{p}.self_attn"), cfg, true, rope_of[i]),
+                    attn: SelfAttention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        cfg,
+                        true,
+                        trunk.rope_of[i],
+                    ),
                     post_attn_norm: norm("post_attention_layernorm"),
                     pre_mlp_norm: norm("pre_feedforward_layernorm"),
                     mlp: load_mlp(w, &p, cfg),
@@ -61,47 +61,35 @@ impl Gemma3 {
                 }
             })
             .collect();
-        Ok(Self {
-            config: cfg.clone(),
-            embed: Embedding::new(w.tensor::<2>("model.embed_tokens.weight", [cfg.vocab_size, d])),
-            // transformers keeps the scale as a tensor of the model's dtype: sqrt in f32.
-            embed_scale: (d as f32).sqrt(),
-            blocks,
-            norm: load_norm(w, "model.norm.weight", d, cfg),
-            head: Head::load(w, cfg),
-            ropes,
-            max_context,
-            device: w.device().clone(),
-        })
+        Ok(Self { trunk, embed_scale: (d as f32).sqrt(), blocks })
     }
 
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.trunk.config
     }
 }
 
 impl CausalLm for Gemma3 {
     fn vocab_size(&self) -> usize {
-        self.config.vocab_size
+        self.trunk.config.vocab_size
     }
 
     fn max_context(&self) -> usize {
-        self.max_context
+        self.trunk.max_context()
     }
 
     fn new_cache(&self, context: usize) -> Result<KvCache> {
-        decoder::new_cache(&self.config, context, self.max_context, &self.device)
+        self.trunk.new_cache(context)
     }
 
     fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
-        decoder::check_tokens(tokens, cache, self.config.vocab_size)?;
-        let start = cache.len();
-        let mut x = self.embed.forward(tokens)? * self.embed_scale;
+        let (x, start) = self.trunk.embed(tokens, cache)?;
+        let mut x = x * self.embed_scale;
         for (i, b) in self.blocks.iter().enumerate() {
             let a = b.attn.forward(
                 b.input_norm.forward(x.clone()),
-                &self.ropes,
+                &self.trunk.ropes,
                 cache.layer_mut(i),
                 start,
             )?;
@@ -109,8 +97,6 @@ impl CausalLm for Gemma3 {
             let m = b.mlp.forward(b.pre_mlp_norm.forward(x.clone()));
             x = x + b.post_mlp_norm.forward(m);
         }
-        cache.advance(tokens.len());
-        let x = self.norm.forward(decoder::rows_for_head(x, all_logits));
-        Ok(self.head.forward(x, &self.embed, self.config.final_logit_softcapping))
+        Ok(self.trunk.logits(x, cache, all_logits))
     }
 }

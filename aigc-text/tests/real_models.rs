@@ -21,19 +21,6 @@ fn fixture(id: &str) -> Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
-fn real_model(id: &str) -> Option<std::path::PathBuf> {
-    match aigc_core::models::model_file(id) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            if std::env::var("AIGC_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-                panic!("AIGC_REQUIRE_MODELS=1 but {e}");
-            }
-            eprintln!("\n**** SKIPPED: {e} ****\n");
-            None
-        }
-    }
-}
-
 /// One generator per model for the whole test binary (loading takes seconds).
 fn generator(id: &'static str) -> Option<MutexGuard<'static, Generator>> {
     static SMOL: OnceLock<Option<Mutex<Generator>>> = OnceLock::new();
@@ -44,7 +31,7 @@ fn generator(id: &'static str) -> Option<MutexGuard<'static, Generator>> {
         _ => unreachable!(),
     };
     let slot = cell.get_or_init(|| {
-        let path = real_model(id)?;
+        let path = aigc_core::models::installed_or_skip(id)?;
         let device = aigc_core::parse_device("flex").unwrap();
         Some(Mutex::new(Generator::open(&path, &device).unwrap()))
     });
@@ -284,7 +271,7 @@ fn gemma3_builtin_turn_template() {
 /// A prompt longer than the context is an error, not a panic.
 #[test]
 fn prompt_longer_than_context() {
-    let Some(path) = real_model("smollm2-135m-instruct") else { return };
+    let Some(path) = aigc_core::models::installed_or_skip("smollm2-135m-instruct") else { return };
     let device = aigc_core::parse_device("flex").unwrap();
     let mut g = Generator::open_with_context(&path, &device, 16).unwrap();
     let long = "word ".repeat(40);

@@ -8,7 +8,6 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use aigc_core::traits::CausalLm;
 use aigc_text::{FinishReason, GenerationConfig, Generator, Message, Prompt, load_hf_dir};
 use serde_json::Value;
 

@@ -8,21 +8,10 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures")
 }
 
-/// The installed main file of a real model, or `None` after a loud skip message.
-///
-/// CI fetches every model first, so there nothing is skipped; set `AIGC_REQUIRE_MODELS=1` to
-/// turn a missing model into a failure.
+/// The installed main file of a real model, or `None` after a loud skip message
+/// (`AIGC_REQUIRE_MODELS=1` turns a missing model into a failure).
 pub fn real_model(id: &str) -> Option<PathBuf> {
-    match aigc_core::models::model_file(id) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            if std::env::var("AIGC_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
-                panic!("AIGC_REQUIRE_MODELS=1 but {e}");
-            }
-            eprintln!("\n**** SKIPPED: {e} ****\n");
-            None
-        }
-    }
+    aigc_core::models::installed_or_skip(id)
 }
 
 /// Runs `parse` on `bytes`, turning a panic into a test failure that names the input.
