@@ -135,7 +135,7 @@ impl ModelConfig {
                 ));
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(cfg_err(
                 source,
                 format!(
@@ -144,7 +144,7 @@ impl ModelConfig {
                 ),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(cfg_err(
                 source,
                 format!("head_dim = {} is odd; RoPE needs pairs", self.head_dim),

@@ -142,7 +142,7 @@ enum Head {
     /// Logits against the token embeddings.
     Tied,
     /// A separate `lm_head`.
-    Linear(QLinear),
+    Linear(Box<QLinear>),
 }
 
 impl Head {
@@ -151,7 +151,7 @@ impl Head {
         if cfg.tie_word_embeddings {
             Head::Tied
         } else {
-            Head::Linear(w.linear("lm_head", cfg.hidden_size, cfg.vocab_size, false))
+            Head::Linear(Box::new(w.linear("lm_head", cfg.hidden_size, cfg.vocab_size, false)))
         }
     }
 

@@ -92,7 +92,7 @@ impl RotaryEmbedding {
         mode: RopeMode,
         device: &Device,
     ) -> Result<Self> {
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(Error::invalid_argument(
                 "head_dim",
                 format!("{head_dim} is not a positive even number"),

@@ -8,8 +8,8 @@
 //! a few ulps, far below what sampling can observe.
 
 /// ln 2 split in two (fdlibm's constants): `k * LN2_HI` is exact for |k| < 2^11.
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 const INV_LN2: f64 = std::f64::consts::LOG2_E;
 
 /// e^x. Below -708 (where the result would be subnormal) it returns 0; above 709, +inf.
