@@ -18,7 +18,7 @@ use aigc_text::{GenerationConfig, Generator, Message, Prompt, SamplingParams};
 const USAGE: &str =
     "usage: generate [--model PATH|ID] --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
-                [--seed S] [--stop TEXT]... [--context N] [--device NAME] [--json]
+                [--seed S] [--stop TEXT]... [--ignore-eos] [--context N] [--device NAME] [--json]
 
   --model       a GGUF file, a Hugging Face directory, or a model id (default smollm2-135m-instruct)
   --chat        render the prompt as a user message with the model's chat template
@@ -76,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seed" => s.seed = num("--seed", value("--seed")?)?,
             "--stop" => args.config.stop.push(value("--stop")?),
+            "--ignore-eos" => args.config.ignore_eos = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }

@@ -289,7 +289,7 @@ impl Trunk {
         let d = cfg.hidden_size;
         Ok(Self {
             config: cfg.clone(),
-            embed: Embedding::new(w.tensor::<2>("model.embed_tokens.weight", [cfg.vocab_size, d])),
+            embed: w.embedding("model.embed_tokens.weight", cfg.vocab_size, d),
             norm: load_norm(w, "model.norm.weight", d, cfg),
             head: Head::load(w, cfg),
             ropes,

@@ -1,18 +1,79 @@
 //! A linear projection `y = x W^T + b` whose weight comes from a checkpoint.
 
-use burn::tensor::{Device, Tensor};
+use std::cell::RefCell;
 
-use crate::error::Result;
-use crate::weights::TensorView;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::quant::kernels::QMatrix;
+use crate::weights::{DType, TensorView};
+
+/// Whether `device` runs on the CPU (flex, ndarray): there quantized weights stay quantized
+/// and run through [`crate::quant::kernels`].
+pub fn is_cpu(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    if *device == Device::flex() {
+        return true;
+    }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    if *device == Device::ndarray() {
+        return true;
+    }
+    let _ = device;
+    false
+}
+
+/// The weight of `view` as a [`QMatrix`] when `device` is a CPU and the kernels multiply its
+/// type directly (GGML Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K, and F16).
+pub fn quantized_matrix(view: &TensorView<'_>, device: &Device) -> Result<Option<QMatrix>> {
+    let ty = match view.dtype {
+        DType::Quant(t) => t,
+        DType::F16 => crate::quant::GgmlType::F16,
+        _ => return Ok(None),
+    };
+    let [rows, cols] = view.shape[..] else { return Ok(None) };
+    if !is_cpu(device) || !crate::quant::kernels::supports(ty) || cols % 32 != 0 {
+        return Ok(None);
+    }
+    QMatrix::new(ty, rows, cols, view.data.as_ref()).map(Some)
+}
+
+thread_local! {
+    /// A per-thread buffer for quantized products, so decoding allocates only its outputs.
+    static SCRATCH: RefCell<Vec<f32>> = RefCell::default();
+}
+
+/// `x @ W^T` for `x` `[b, s, cols]` with a quantized `W`, as a tensor on `device`.
+pub(crate) fn quantized_forward(w: &QMatrix, x: Tensor<3>, device: &Device) -> Tensor<3> {
+    let [b, s, d] = x.dims();
+    debug_assert_eq!(d, w.cols());
+    let xs = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations");
+    let mut out = vec![0f32; b * s * w.rows()];
+    SCRATCH.with_borrow_mut(|scratch| w.matmul_with(&xs, b * s, &mut out, scratch));
+    Tensor::from_data(TensorData::new(out, [b, s, w.rows()]), device)
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    /// `[in, out]`, contiguous, ready for `x @ W`.
+    Dense(Tensor<2>),
+    /// `[out, in]` GGML blocks on the CPU.
+    Quantized(QMatrix, Device),
+}
 
 /// A linear layer loaded from a checkpoint weight of shape `[out, in]` (PyTorch and GGUF
-/// layout). The weight is held on the device as `[in, out]`, ready for `x @ W`.
+/// layout).
 ///
-/// Quantized GGML weights are dequantized to f32 when loaded.
+/// On a CPU device a quantized GGML weight (and an f16 one) stays as stored and runs through
+/// the quantized kernels (f32 activations); elsewhere weights are
+/// dequantized to f32 and held as `[in, out]`.
 #[derive(Debug, Clone)]
 pub struct QLinear {
-    weight: Tensor<2>,
+    weight: Weight,
     bias: Option<Tensor<1>>,
+    in_features: usize,
+    out_features: usize,
 }
 
 impl QLinear {
@@ -22,37 +83,76 @@ impl QLinear {
         bias: Option<&TensorView<'_>>,
         device: &Device,
     ) -> Result<Self> {
-        let weight = weight.to_tensor::<2>(device)?.transpose();
+        let [out_features, in_features] = weight.shape[..] else {
+            return Err(Error::tensor(
+                weight.name.as_ref(),
+                format!("has shape {:?}, expected [out, in]", weight.shape),
+            ));
+        };
         let bias = bias.map(|b| b.to_tensor::<1>(device)).transpose()?;
-        Ok(Self { weight, bias })
+        if let Some(q) = quantized_matrix(weight, device)? {
+            return Ok(Self {
+                weight: Weight::Quantized(q, device.clone()),
+                bias,
+                in_features,
+                out_features,
+            });
+        }
+        // Transposed on the host so that the device holds a contiguous `[in, out]`: a
+        // transposed view makes every product repack the whole weight.
+        let w = weight.to_f32()?;
+        let mut t = vec![0f32; w.len()];
+        for o in 0..out_features {
+            for i in 0..in_features {
+                t[i * out_features + o] = w[o * in_features + i];
+            }
+        }
+        let weight = Tensor::from_data(TensorData::new(t, [in_features, out_features]), device);
+        Ok(Self { weight: Weight::Dense(weight), bias, in_features, out_features })
     }
 
     /// Builds the layer from tensors: `weight` is `[out, in]`.
     pub fn from_tensors(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
-        Self { weight: weight.transpose(), bias }
+        let [out_features, in_features] = weight.dims();
+        Self { weight: Weight::Dense(weight.transpose()), bias, in_features, out_features }
+    }
+
+    /// The layer with `bias` (`[out]`) added to its output.
+    pub fn with_bias(mut self, bias: Tensor<1>) -> Self {
+        self.bias = Some(bias);
+        self
     }
 
     /// Input features.
     pub fn in_features(&self) -> usize {
-        self.weight.dims()[0]
+        self.in_features
     }
 
     /// Output features.
     pub fn out_features(&self) -> usize {
-        self.weight.dims()[1]
+        self.out_features
+    }
+
+    /// Whether the weight stays quantized (CPU kernels).
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.weight, Weight::Quantized(..))
     }
 
     /// `x @ W^T + b` over the last dimension of `x` (`[batch, seq, in]` → `[batch, seq, out]`).
     ///
-    /// The product runs as one 2-D matmul on the weight as stored, whatever its strides:
-    /// broadcasting a 2-D weight to 3-D would make burn copy it on every call.
+    /// The dense product runs as one 2-D matmul: broadcasting a 2-D weight to 3-D would make
+    /// burn copy it on every call.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, s, d] = x.dims();
-        let y = x.reshape([b * s, d]).matmul(self.weight.clone());
-        let y = match &self.bias {
-            Some(bias) => y + bias.clone().unsqueeze::<2>(),
-            None => y,
+        let y = match &self.weight {
+            Weight::Quantized(q, device) => quantized_forward(q, x, device),
+            Weight::Dense(w) => {
+                x.reshape([b * s, d]).matmul(w.clone()).reshape([b, s, self.out_features])
+            }
         };
-        y.reshape([b, s, self.out_features()])
+        match &self.bias {
+            Some(bias) => y + bias.clone().unsqueeze::<3>(),
+            None => y,
+        }
     }
 }

@@ -9,6 +9,7 @@ pub const IQ4_NL_VALUES: [i8; 16] =
     [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 /// Q4_0: `d: f16, qs: [u8; 16]`; value = d * (nibble - 8).
+#[inline(always)]
 pub fn dequantize_q4_0(block: &[u8], y: &mut [f32]) {
     let d = f16(&block[0..2]);
     let qs = &block[2..18];
@@ -19,6 +20,7 @@ pub fn dequantize_q4_0(block: &[u8], y: &mut [f32]) {
 }
 
 /// Q4_1: `d: f16, m: f16, qs: [u8; 16]`; value = d * nibble + m.
+#[inline(always)]
 pub fn dequantize_q4_1(block: &[u8], y: &mut [f32]) {
     let d = f16(&block[0..2]);
     let m = f16(&block[2..4]);
@@ -30,6 +32,7 @@ pub fn dequantize_q4_1(block: &[u8], y: &mut [f32]) {
 }
 
 /// Q5_0: `d: f16, qh: u32, qs: [u8; 16]`; value = d * (5-bit value - 16).
+#[inline(always)]
 pub fn dequantize_q5_0(block: &[u8], y: &mut [f32]) {
     let d = f16(&block[0..2]);
     let qh = u32::from_le_bytes(block[2..6].try_into().unwrap());
@@ -61,6 +64,7 @@ pub fn dequantize_q5_1(block: &[u8], y: &mut [f32]) {
 }
 
 /// Q8_0: `d: f16, qs: [i8; 32]`; value = d * q.
+#[inline(always)]
 pub fn dequantize_q8_0(block: &[u8], y: &mut [f32]) {
     let d = f16(&block[0..2]);
     for (y, &q) in y.iter_mut().zip(&block[2..34]) {
@@ -152,7 +156,7 @@ fn unpack_q3_k_scales(packed: [u8; 12]) -> [u8; 16] {
 
 /// Scale and minimum of sub-block `j` from the 12 packed bytes of Q4_K and Q5_K
 /// (`get_scale_min_k4` in ggml).
-#[inline]
+#[inline(always)]
 pub fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -163,6 +167,7 @@ pub fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// Q4_K: `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]`; 8 sub-blocks of 32 values with
 /// 6-bit scales and minimums.
+#[inline(always)]
 pub fn dequantize_q4_k(block: &[u8], y: &mut [f32]) {
     let d = f16(&block[0..2]);
     let min = f16(&block[2..4]);
@@ -209,6 +214,7 @@ pub fn dequantize_q5_k(block: &[u8], y: &mut [f32]) {
 
 /// Q6_K: `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16`; 6-bit values with 8-bit
 /// signed scales per 16 values.
+#[inline(always)]
 pub fn dequantize_q6_k(block: &[u8], y: &mut [f32]) {
     let d = f16(&block[208..210]);
     for n in 0..QK_K / 128 {

@@ -5,6 +5,7 @@
 //! the Python `gguf` package's (checked by fixtures in `tools/fixtures/gguf/`).
 
 mod dequant;
+pub mod kernels;
 
 pub use dequant::*;
 
@@ -190,7 +191,24 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-#[inline]
+/// An IEEE half from two little-endian bytes, converted exactly; inlined plain arithmetic
+/// (the `half` crate dispatches at run time, which costs a call per block in hot loops).
+#[inline(always)]
 pub(crate) fn f16(b: &[u8]) -> f32 {
-    half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+    let h = u16::from_le_bytes([b[0], b[1]]) as u32;
+    let sign = (h & 0x8000) << 16;
+    let exp = (h >> 10) & 0x1F;
+    let man = h & 0x3FF;
+    let bits = if exp == 0x1F {
+        sign | 0x7F80_0000 | (man << 13)
+    } else if exp != 0 {
+        sign | ((exp + 112) << 23) | (man << 13)
+    } else if man == 0 {
+        sign
+    } else {
+        // Subnormal: man * 2^-24, exact in f32.
+        let v = man as f32 * (1.0 / 16_777_216.0);
+        return if sign != 0 { -v } else { v };
+    };
+    f32::from_bits(bits)
 }

@@ -310,6 +310,7 @@ impl<'a> WeightLoader<'a> {
     }
 
     /// A linear layer from `{prefix}.weight` (`[out, in]`) and, when `bias`, `{prefix}.bias`.
+    /// On a CPU device a quantized weight stays quantized (see [`crate::layers::QLinear`]).
     pub fn linear(
         &self,
         prefix: &str,
@@ -317,9 +318,32 @@ impl<'a> WeightLoader<'a> {
         out_features: usize,
         bias: bool,
     ) -> crate::layers::QLinear {
-        let weight = self.tensor::<2>(&format!("{prefix}.weight"), [out_features, in_features]);
+        let name = format!("{prefix}.weight");
         let bias = bias.then(|| self.tensor::<1>(&format!("{prefix}.bias"), [out_features]));
-        crate::layers::QLinear::from_tensors(weight, bias)
+        let layer = self.view(&name, &[out_features, in_features]).and_then(|v| {
+            self.record(crate::layers::QLinear::from_views(&v, None, &self.device), &v.name)
+        });
+        let layer = layer.unwrap_or_else(|| {
+            crate::layers::QLinear::from_tensors(Tensor::zeros([1, 1], &self.device), None)
+        });
+        match bias {
+            Some(b) => layer.with_bias(b),
+            None => layer,
+        }
+    }
+
+    /// An embedding table `[vocab, dim]`, kept quantized on a CPU device.
+    pub fn embedding(&self, name: &str, vocab: usize, dim: usize) -> crate::layers::Embedding {
+        self.view(name, &[vocab, dim])
+            .and_then(|v| {
+                self.record(crate::layers::Embedding::from_view(&v, &self.device), &v.name)
+            })
+            .unwrap_or_else(|| crate::layers::Embedding::new(Tensor::zeros([1, 1], &self.device)))
+    }
+
+    fn record<T>(&self, r: Result<T>, name: &str) -> Option<T> {
+        r.map_err(|e| self.state.borrow_mut().1.unreadable.push((name.to_string(), e.to_string())))
+            .ok()
     }
 
     /// Fails with every problem found, including file tensors that nothing asked for.

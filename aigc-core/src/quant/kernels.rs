@@ -1,0 +1,501 @@
+//! Matrix products on GGML-quantized weights that stay quantized in memory (CPU).
+//!
+//! Each weight block is dequantized into registers (a stack buffer of 32 or 256 values, with
+//! ggml's exact arithmetic) and multiplied with the f32 activations, so the result equals
+//! "dequantize the whole matrix, then multiply" up to f32 summation order: activations are
+//! not quantized. A weight row is decoded once per call and used for every activation row,
+//! which is what makes prefill (many rows) cheap.
+//!
+//! The loops are plain Rust compiled twice: for the baseline target, and with AVX2+FMA
+//! enabled, chosen at run time, so LLVM vectorises them with 256-bit registers where the CPU
+//! has them. Rows of the weight are split across a thread pool whose size
+//! [`set_num_threads`] sets.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use super::GgmlType;
+use crate::error::{Error, Result};
+
+/// Types [`QMatrix`] multiplies without dequantizing the whole matrix.
+pub fn supports(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q8_0
+            | GgmlType::Q4_K
+            | GgmlType::Q6_K
+            | GgmlType::F16
+    )
+}
+
+static POOL: OnceLock<RwLock<Arc<rayon::ThreadPool>>> = OnceLock::new();
+
+fn build_pool(n: usize) -> Arc<rayon::ThreadPool> {
+    Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("aigc-q{i}"))
+            .build()
+            .expect("a thread pool"),
+    )
+}
+
+fn pool() -> Arc<rayon::ThreadPool> {
+    POOL.get_or_init(|| {
+        let n = std::env::var("AIGC_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        RwLock::new(build_pool(n))
+    })
+    .read()
+    .expect("pool lock")
+    .clone()
+}
+
+/// Sets the threads the quantized kernels use (default: `AIGC_THREADS`, else every core).
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid_argument("threads", "0 threads"));
+    }
+    let new = build_pool(n);
+    match POOL.get() {
+        Some(lock) => *lock.write().expect("pool lock") = new,
+        None => {
+            let _ = POOL.set(RwLock::new(new));
+        }
+    }
+    Ok(())
+}
+
+/// The threads the quantized kernels use.
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+/// A `[rows, cols]` matrix of GGML blocks (each row `cols / block` blocks), as stored in GGUF.
+#[derive(Clone)]
+pub struct QMatrix {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    data: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for QMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QMatrix({}, [{}, {}])", self.ty.name(), self.rows, self.cols)
+    }
+}
+
+impl QMatrix {
+    /// Wraps the raw bytes of a `[rows, cols]` tensor of type `ty`.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: impl Into<Arc<[u8]>>) -> Result<Self> {
+        if !supports(ty) {
+            return Err(Error::unsupported("quantized matmul type", ty.name()));
+        }
+        let block = ty.block_size();
+        if cols % block != 0 || cols % 32 != 0 {
+            return Err(Error::invalid_argument(
+                "cols",
+                format!("{cols} columns are not whole {} blocks", ty.name()),
+            ));
+        }
+        let row_bytes = cols / block * ty.type_size();
+        let data = data.into();
+        if data.len() != rows * row_bytes {
+            return Err(Error::invalid_argument(
+                "data",
+                format!(
+                    "{} bytes for a [{rows}, {cols}] {} matrix of {} bytes",
+                    data.len(),
+                    ty.name(),
+                    rows * row_bytes
+                ),
+            ));
+        }
+        Ok(Self { ty, rows, cols, row_bytes, data })
+    }
+
+    /// The block type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Output features (rows).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features (columns).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held.
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Row `r` dequantized to f32 (an embedding lookup).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
+        super::dequantize(self.ty, &self.data[r * self.row_bytes..(r + 1) * self.row_bytes], out)
+    }
+
+    /// `out[i][r] = Σ_c x[i][c] * W[r][c]` for the `n` rows of `x` (`[n, cols]` → `[n, rows]`).
+    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        let mut scratch = Vec::new();
+        self.matmul_with(x, n, out, &mut scratch);
+    }
+
+    /// [`matmul`](Self::matmul) with a caller's buffer for the `n > 1` case.
+    pub fn matmul_with(&self, x: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
+        assert_eq!(x.len(), n * self.cols, "matmul: x is not [n, cols]");
+        assert_eq!(out.len(), n * self.rows, "matmul: out is not [n, rows]");
+        // Rows in parallel; each task writes its rows for every activation row into a
+        // `[rows, n]` buffer (contiguous per task), transposed into `out` afterwards.
+        let target: &mut [f32] = if n == 1 {
+            out
+        } else {
+            scratch.resize(n * self.rows, 0.0);
+            scratch
+        };
+        let threads = pool();
+        let chunk = chunk_rows(self.rows, n, threads.current_num_threads());
+        threads.install(|| {
+            use rayon::prelude::*;
+            target.par_chunks_mut(chunk * n).enumerate().for_each(|(c, dst)| {
+                rows_dot(self, c * chunk, dst.len() / n, x, n, dst);
+            });
+        });
+        if n > 1 {
+            for r in 0..self.rows {
+                for i in 0..n {
+                    out[i * self.rows + r] = scratch[r * n + i];
+                }
+            }
+        }
+    }
+}
+
+/// Rows per task: enough work to amortise a task (at least 16 rows), about 4 tasks per thread.
+fn chunk_rows(rows: usize, n: usize, threads: usize) -> usize {
+    let per = rows.div_ceil(threads * 4).max(1);
+    let min = (64 / n.max(1)).max(16);
+    per.max(min).min(rows.max(1))
+}
+
+fn rows_dot(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { rows_dot_avx2(w, r0, rows, x, n, dst) };
+            return;
+        }
+    }
+    rows_dot_with::<Scalar>(w, r0, rows, x, n, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize, dst: &mut [f32]) {
+    rows_dot_with::<Avx2>(w, r0, rows, x, n, dst)
+}
+
+/// Partial sums of a dot product, 8 lanes wide.
+trait Lanes {
+    type Acc: Copy;
+    fn zero() -> Self::Acc;
+    /// `acc += w[..] * x[..]` over `w.len()` values, a multiple of 8.
+    fn fma(acc: Self::Acc, w: &[f32], x: &[f32]) -> Self::Acc;
+    fn sum(acc: Self::Acc) -> f32;
+}
+
+/// Portable lanes (any CPU).
+struct Scalar;
+
+impl Lanes for Scalar {
+    type Acc = [f32; 8];
+    #[inline(always)]
+    fn zero() -> Self::Acc {
+        [0.0; 8]
+    }
+    #[inline(always)]
+    fn fma(mut acc: Self::Acc, w: &[f32], x: &[f32]) -> Self::Acc {
+        for (w, x) in w.chunks_exact(8).zip(x.chunks_exact(8)) {
+            for l in 0..8 {
+                acc[l] += w[l] * x[l];
+            }
+        }
+        acc
+    }
+    #[inline(always)]
+    fn sum(acc: Self::Acc) -> f32 {
+        acc.iter().sum()
+    }
+}
+
+/// AVX2 + FMA lanes; only used after [`has_avx2`].
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    type Acc = std::arch::x86_64::__m256;
+    #[inline(always)]
+    fn zero() -> Self::Acc {
+        // SAFETY: only reached from `rows_dot_avx2`, on a CPU with AVX.
+        unsafe { std::arch::x86_64::_mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn fma(mut acc: Self::Acc, w: &[f32], x: &[f32]) -> Self::Acc {
+        use std::arch::x86_64::*;
+        assert!(w.len() <= x.len() && w.len() % 8 == 0);
+        // SAFETY: AVX2/FMA present (see above); every load is within `w` and `x`.
+        unsafe {
+            for c in (0..w.len()).step_by(8) {
+                acc = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(w.as_ptr().add(c)),
+                    _mm256_loadu_ps(x.as_ptr().add(c)),
+                    acc,
+                );
+            }
+        }
+        acc
+    }
+    #[inline(always)]
+    fn sum(acc: Self::Acc) -> f32 {
+        use std::arch::x86_64::*;
+        // SAFETY: AVX present (see above).
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+            _mm_cvtss_f32(s)
+        }
+    }
+}
+
+/// How one block type decodes: `BS` values from `type_size` bytes.
+trait Decode {
+    const BS: usize;
+    fn decode(blk: &[u8], y: &mut [f32]);
+}
+
+macro_rules! decoder {
+    ($name:ident, $bs:expr, $f:path) => {
+        struct $name;
+        impl Decode for $name {
+            const BS: usize = $bs;
+            #[inline(always)]
+            fn decode(blk: &[u8], y: &mut [f32]) {
+                $f(blk, y)
+            }
+        }
+    };
+}
+
+decoder!(DQ4_0, 32, super::dequant::dequantize_q4_0);
+decoder!(DQ4_1, 32, super::dequant::dequantize_q4_1);
+decoder!(DQ5_0, 32, super::dequant::dequantize_q5_0);
+decoder!(DQ8_0, 32, super::dequant::dequantize_q8_0);
+decoder!(DQ4K, 256, super::dequant::dequantize_q4_k);
+decoder!(DQ6K, 256, super::dequant::dequantize_q6_k);
+decoder!(DF16, 32, decode_f16_run);
+
+/// 32 f16 values (64 bytes) to f32.
+#[inline(always)]
+fn decode_f16_run(blk: &[u8], y: &mut [f32]) {
+    for (y, h) in y.iter_mut().zip(blk.chunks_exact(2)) {
+        *y = super::f16(h);
+    }
+}
+
+#[inline(always)]
+fn rows_dot_with<L: Lanes>(
+    w: &QMatrix,
+    r0: usize,
+    rows: usize,
+    x: &[f32],
+    n: usize,
+    dst: &mut [f32],
+) {
+    match w.ty {
+        GgmlType::Q4_0 => rows_for::<DQ4_0, L>(w, r0, rows, x, n, dst),
+        GgmlType::Q4_1 => rows_for::<DQ4_1, L>(w, r0, rows, x, n, dst),
+        GgmlType::Q5_0 => rows_for::<DQ5_0, L>(w, r0, rows, x, n, dst),
+        GgmlType::Q8_0 => rows_for::<DQ8_0, L>(w, r0, rows, x, n, dst),
+        GgmlType::Q4_K => rows_for::<DQ4K, L>(w, r0, rows, x, n, dst),
+        GgmlType::Q6_K => rows_for::<DQ6K, L>(w, r0, rows, x, n, dst),
+        GgmlType::F16 => rows_for::<DF16, L>(w, r0, rows, x, n, dst),
+        _ => unreachable!("checked by QMatrix::new"),
+    }
+}
+
+/// Decodes each block of each row once and accumulates it against every activation row.
+#[inline(always)]
+fn rows_for<D: Decode, L: Lanes>(
+    w: &QMatrix,
+    r0: usize,
+    rows: usize,
+    x: &[f32],
+    n: usize,
+    dst: &mut [f32],
+) {
+    let bytes = w.row_bytes / (w.cols / D::BS);
+    let mut buf = [0f32; 256];
+    let buf = &mut buf[..D::BS];
+    if n == 1 {
+        for j in 0..rows {
+            let r = r0 + j;
+            let row = &w.data[r * w.row_bytes..(r + 1) * w.row_bytes];
+            let mut acc = L::zero();
+            for (b, blk) in row.chunks_exact(bytes).enumerate() {
+                D::decode(blk, buf);
+                acc = L::fma(acc, buf, &x[b * D::BS..(b + 1) * D::BS]);
+            }
+            dst[j] = L::sum(acc);
+        }
+        return;
+    }
+    let mut acc = vec![L::zero(); n];
+    for j in 0..rows {
+        let r = r0 + j;
+        let row = &w.data[r * w.row_bytes..(r + 1) * w.row_bytes];
+        acc.iter_mut().for_each(|a| *a = L::zero());
+        for (b, blk) in row.chunks_exact(bytes).enumerate() {
+            D::decode(blk, buf);
+            for (i, a) in acc.iter_mut().enumerate() {
+                let off = i * w.cols + b * D::BS;
+                *a = L::fma(*a, buf, &x[off..off + D::BS]);
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            dst[j * n + i] = L::sum(*a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// Random blocks of `ty` with sane scales: random bytes, then each f16 scale field set.
+    fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: &mut u64) -> QMatrix {
+        let blocks = rows * cols / ty.block_size();
+        let mut data = Vec::with_capacity(blocks * ty.type_size());
+        for _ in 0..blocks {
+            let mut blk: Vec<u8> =
+                (0..ty.type_size()).map(|_| ((rng(seed) + 1.0) * 127.5) as u8).collect();
+            let scale = |v: f32| half::f16::from_f32(v).to_le_bytes();
+            match ty {
+                GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                    blk[0..2].copy_from_slice(&scale(0.01 + 0.02 * rng(seed).abs()))
+                }
+                GgmlType::Q4_1 => {
+                    blk[0..2].copy_from_slice(&scale(0.01 + 0.02 * rng(seed).abs()));
+                    blk[2..4].copy_from_slice(&scale(-0.1 * rng(seed).abs()));
+                }
+                GgmlType::Q4_K => {
+                    blk[0..2].copy_from_slice(&scale(0.002 + 0.002 * rng(seed).abs()));
+                    blk[2..4].copy_from_slice(&scale(0.002 * rng(seed).abs()));
+                }
+                GgmlType::Q6_K => {
+                    blk[208..210].copy_from_slice(&scale(0.001 + 0.001 * rng(seed).abs()))
+                }
+                GgmlType::F16 => {
+                    blk.clear();
+                    blk.extend_from_slice(&scale(rng(seed) * 0.1));
+                }
+                _ => unreachable!(),
+            }
+            data.extend_from_slice(&blk);
+        }
+        QMatrix::new(ty, rows, cols, data).unwrap()
+    }
+
+    fn reference(w: &QMatrix, x: &[f32], n: usize) -> Vec<f32> {
+        let xs = x;
+        let mut out = vec![0f32; n * w.rows];
+        let mut row = vec![0f32; w.cols];
+        for r in 0..w.rows {
+            w.dequantize_row(r, &mut row).unwrap();
+            for i in 0..n {
+                out[i * w.rows + r] = row
+                    .iter()
+                    .zip(&xs[i * w.cols..(i + 1) * w.cols])
+                    .map(|(a, b)| (a * b) as f64)
+                    .sum::<f64>() as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_type_matches_dequantize_then_dot() {
+        let mut seed = 7;
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::F16,
+        ] {
+            let (rows, cols) = (37, 512);
+            let w = random_matrix(ty, rows, cols, &mut seed);
+            for n in [1, 3] {
+                let x: Vec<f32> = (0..n * cols).map(|_| rng(&mut seed)).collect();
+                let mut got = vec![0f32; n * rows];
+                w.matmul(&x, n, &mut got);
+                // Against dequantize-then-multiply in f64: only f32 summation order differs.
+                let want = reference(&w, &x, n);
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+                for (g, e) in got.iter().zip(&want) {
+                    assert!((g - e).abs() <= 1e-5 * scale, "{}: {g} vs {e} (n={n})", ty.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thread_count_is_settable_and_results_do_not_depend_on_it() {
+        let mut seed = 3;
+        let w = random_matrix(GgmlType::Q4_1, 300, 256, &mut seed);
+        let x: Vec<f32> = (0..2 * 256).map(|_| rng(&mut seed)).collect();
+        let mut a = vec![0f32; 600];
+        let mut b = vec![0f32; 600];
+        set_num_threads(1).unwrap();
+        w.matmul(&x, 2, &mut a);
+        set_num_threads(3).unwrap();
+        assert_eq!(num_threads(), 3);
+        w.matmul(&x, 2, &mut b);
+        assert_eq!(a, b);
+        assert!(set_num_threads(0).is_err());
+        set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(QMatrix::new(GgmlType::Q4_1, 2, 48, vec![0u8; 2 * 30]).is_err());
+        assert!(QMatrix::new(GgmlType::Q4_1, 2, 32, vec![0u8; 39]).is_err());
+        assert!(QMatrix::new(GgmlType::Q2_K, 1, 256, vec![0u8; 84]).is_err());
+    }
+}
