@@ -324,3 +324,46 @@ impl Trunk {
         self.head.forward(x, &self.embed, self.config.final_logit_softcapping)
     }
 }
+
+/// A decoder family: its [`Trunk`] and what its blocks do to the embedded tokens. Every
+/// `Decoder` is a [`CausalLm`](aigc_core::traits::CausalLm).
+pub trait Decoder: Send {
+    /// The shared parts.
+    fn trunk(&self) -> &Trunk;
+
+    /// Runs the blocks over embeddings `x` (`[1, n, d]`) at positions `start..start + n`.
+    fn blocks(&self, x: Tensor<3>, cache: &mut KvCache, start: usize) -> Result<Tensor<3>>;
+}
+
+/// Implements [`CausalLm`](aigc_core::traits::CausalLm) for a [`Decoder`] (a blanket impl
+/// over a foreign trait is not allowed).
+macro_rules! causal_lm_for_decoder {
+    ($t:ty) => {
+        impl aigc_core::traits::CausalLm for $t {
+            fn vocab_size(&self) -> usize {
+                $crate::decoder::Decoder::trunk(self).config.vocab_size
+            }
+
+            fn max_context(&self) -> usize {
+                $crate::decoder::Decoder::trunk(self).max_context()
+            }
+
+            fn new_cache(&self, context: usize) -> aigc_core::Result<aigc_core::layers::KvCache> {
+                $crate::decoder::Decoder::trunk(self).new_cache(context)
+            }
+
+            fn forward(
+                &self,
+                tokens: &[u32],
+                cache: &mut aigc_core::layers::KvCache,
+                all_logits: bool,
+            ) -> aigc_core::Result<aigc_core::burn::tensor::Tensor<2>> {
+                let trunk = $crate::decoder::Decoder::trunk(self);
+                let (x, start) = trunk.embed(tokens, cache)?;
+                let x = $crate::decoder::Decoder::blocks(self, x, cache, start)?;
+                Ok(trunk.logits(x, cache, all_logits))
+            }
+        }
+    };
+}
+pub(crate) use causal_lm_for_decoder;

@@ -10,11 +10,10 @@
 use aigc_core::Result;
 use aigc_core::burn::tensor::Tensor;
 use aigc_core::layers::{GatedMlp, KvCache, RmsNorm};
-use aigc_core::traits::CausalLm;
 use aigc_core::weights::WeightLoader;
 
 use crate::config::ModelConfig;
-use crate::decoder::{SelfAttention, Trunk, load_mlp, load_norm};
+use crate::decoder::{self, Decoder, SelfAttention, Trunk, load_mlp, load_norm};
 
 #[derive(Debug, Clone)]
 struct Block {
@@ -70,21 +69,12 @@ impl Gemma3 {
     }
 }
 
-impl CausalLm for Gemma3 {
-    fn vocab_size(&self) -> usize {
-        self.trunk.config.vocab_size
+impl Decoder for Gemma3 {
+    fn trunk(&self) -> &Trunk {
+        &self.trunk
     }
 
-    fn max_context(&self) -> usize {
-        self.trunk.max_context()
-    }
-
-    fn new_cache(&self, context: usize) -> Result<KvCache> {
-        self.trunk.new_cache(context)
-    }
-
-    fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
-        let (x, start) = self.trunk.embed(tokens, cache)?;
+    fn blocks(&self, x: Tensor<3>, cache: &mut KvCache, start: usize) -> Result<Tensor<3>> {
         let mut x = x * self.embed_scale;
         for (i, b) in self.blocks.iter().enumerate() {
             let a = b.attn.forward(
@@ -97,6 +87,8 @@ impl CausalLm for Gemma3 {
             let m = b.mlp.forward(b.pre_mlp_norm.forward(x.clone()));
             x = x + b.post_mlp_norm.forward(m);
         }
-        Ok(self.trunk.logits(x, cache, all_logits))
+        Ok(x)
     }
 }
+
+decoder::causal_lm_for_decoder!(Gemma3);

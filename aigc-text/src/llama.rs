@@ -6,11 +6,10 @@
 use aigc_core::Result;
 use aigc_core::burn::tensor::Tensor;
 use aigc_core::layers::{GatedMlp, KvCache, RmsNorm};
-use aigc_core::traits::CausalLm;
 use aigc_core::weights::WeightLoader;
 
 use crate::config::{Architecture, ModelConfig};
-use crate::decoder::{SelfAttention, Trunk, load_mlp, load_norm};
+use crate::decoder::{self, Decoder, SelfAttention, Trunk, load_mlp, load_norm};
 
 #[derive(Debug, Clone)]
 struct Block {
@@ -60,26 +59,20 @@ impl Llama {
     }
 }
 
-impl CausalLm for Llama {
-    fn vocab_size(&self) -> usize {
-        self.trunk.config.vocab_size
+impl Decoder for Llama {
+    fn trunk(&self) -> &Trunk {
+        &self.trunk
     }
 
-    fn max_context(&self) -> usize {
-        self.trunk.max_context()
-    }
-
-    fn new_cache(&self, context: usize) -> Result<KvCache> {
-        self.trunk.new_cache(context)
-    }
-
-    fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Tensor<2>> {
-        let (mut x, start) = self.trunk.embed(tokens, cache)?;
+    fn blocks(&self, x: Tensor<3>, cache: &mut KvCache, start: usize) -> Result<Tensor<3>> {
+        let mut x = x;
         for (i, b) in self.blocks.iter().enumerate() {
             let h = b.attn_norm.forward(x.clone());
             x = x + b.attn.forward(h, &self.trunk.ropes, cache.layer_mut(i), start)?;
             x = x.clone() + b.mlp.forward(b.mlp_norm.forward(x));
         }
-        Ok(self.trunk.logits(x, cache, all_logits))
+        Ok(x)
     }
 }
+
+decoder::causal_lm_for_decoder!(Llama);
