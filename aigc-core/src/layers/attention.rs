@@ -162,11 +162,20 @@ pub fn attention(
             (k.narrow(2, 0, len), v.narrow(2, 0, len), (0..len).map(Some).collect())
         }
         Some(_) => {
-            let k_old = cache.k.clone().expect("cache present");
-            let v_old = cache.v.clone().expect("cache present");
-            let keys = Tensor::cat(vec![k_old, k_new.clone()], 2);
-            let values = Tensor::cat(vec![v_old, v_new.clone()], 2);
-            let mut pos = cache.slot_pos.clone();
+            // Until the ring wraps, slots `0..start` hold positions `0..start` and the rest are
+            // empty: attend over the filled ones only.
+            let filled = start.min(slots);
+            let (keys, values) = if filled == 0 {
+                (k_new.clone(), v_new.clone())
+            } else {
+                let k_old = cache.k.clone().expect("cache present").narrow(2, 0, filled);
+                let v_old = cache.v.clone().expect("cache present").narrow(2, 0, filled);
+                (
+                    Tensor::cat(vec![k_old, k_new.clone()], 2),
+                    Tensor::cat(vec![v_old, v_new.clone()], 2),
+                )
+            };
+            let mut pos = cache.slot_pos[..filled].to_vec();
             pos.extend((start..start + n).map(Some));
             // Store the newest `min(n, slots)` tokens in their ring slots.
             let keep = n.min(slots);

@@ -168,9 +168,45 @@ impl QMatrix {
         let chunk = chunk_rows(self.rows, n, threads.current_num_threads());
         threads.install(|| {
             use rayon::prelude::*;
-            target.par_chunks_mut(chunk * n).enumerate().for_each(|(c, dst)| {
-                rows_dot(self, c * chunk, dst.len() / n, x, n, dst);
-            });
+            if n >= GEMM_MIN_ROWS {
+                // Many activation rows (a prompt): decode a panel of weight rows to f32 once
+                // and multiply it with a real GEMM. Panels stay small enough for L2.
+                let chunk = chunk.min(PANEL_ROWS);
+                target.par_chunks_mut(chunk * n).enumerate().for_each(|(c, dst)| {
+                    let rows = dst.len() / n;
+                    let mut panel = vec![0f32; rows * self.cols];
+                    decode_panel(self, c * chunk, rows, &mut panel);
+                    // dst[r * n + i] = Σ_k x[i * cols + k] * panel[r * cols + k]
+                    // SAFETY: every pointer and stride stays inside `x`, `panel` and `dst`.
+                    unsafe {
+                        gemm::gemm(
+                            n,
+                            rows,
+                            self.cols,
+                            dst.as_mut_ptr(),
+                            n as isize,
+                            1,
+                            false,
+                            x.as_ptr(),
+                            1,
+                            self.cols as isize,
+                            panel.as_ptr(),
+                            self.cols as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                });
+            } else {
+                target.par_chunks_mut(chunk * n).enumerate().for_each(|(c, dst)| {
+                    rows_dot(self, c * chunk, dst.len() / n, x, n, dst);
+                });
+            }
         });
         if n > 1 {
             for r in 0..self.rows {
@@ -181,6 +217,12 @@ impl QMatrix {
         }
     }
 }
+
+/// From this many activation rows on, products go through f32 panels and a GEMM.
+const GEMM_MIN_ROWS: usize = 8;
+
+/// Weight rows per GEMM panel.
+const PANEL_ROWS: usize = 128;
 
 /// Rows per task: enough work to amortise a task (at least 16 rows), about 4 tasks per thread.
 fn chunk_rows(rows: usize, n: usize, threads: usize) -> usize {
@@ -199,6 +241,48 @@ fn rows_dot(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize, dst: &mut 
         }
     }
     rows_dot_with::<Scalar>(w, r0, rows, x, n, dst)
+}
+
+/// Rows `r0..r0 + rows` of `w` decoded to f32 into `out` (`[rows, cols]`).
+fn decode_panel(w: &QMatrix, r0: usize, rows: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { decode_panel_avx2(w, r0, rows, out) };
+            return;
+        }
+    }
+    decode_panel_generic(w, r0, rows, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn decode_panel_avx2(w: &QMatrix, r0: usize, rows: usize, out: &mut [f32]) {
+    decode_panel_generic(w, r0, rows, out)
+}
+
+#[inline(always)]
+fn decode_panel_generic(w: &QMatrix, r0: usize, rows: usize, out: &mut [f32]) {
+    match w.ty {
+        GgmlType::Q4_0 => decode_rows::<DQ4_0>(w, r0, rows, out),
+        GgmlType::Q4_1 => decode_rows::<DQ4_1>(w, r0, rows, out),
+        GgmlType::Q5_0 => decode_rows::<DQ5_0>(w, r0, rows, out),
+        GgmlType::Q8_0 => decode_rows::<DQ8_0>(w, r0, rows, out),
+        GgmlType::Q4_K => decode_rows::<DQ4K>(w, r0, rows, out),
+        GgmlType::Q6_K => decode_rows::<DQ6K>(w, r0, rows, out),
+        GgmlType::F16 => decode_rows::<DF16>(w, r0, rows, out),
+        _ => unreachable!("checked by QMatrix::new"),
+    }
+}
+
+#[inline(always)]
+fn decode_rows<D: Decode>(w: &QMatrix, r0: usize, rows: usize, out: &mut [f32]) {
+    let bytes = w.row_bytes / (w.cols / D::BS);
+    let data = &w.data[r0 * w.row_bytes..(r0 + rows) * w.row_bytes];
+    for (blk, y) in data.chunks_exact(bytes).zip(out.chunks_exact_mut(D::BS)) {
+        D::decode(blk, y);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -461,7 +545,7 @@ mod tests {
         ] {
             let (rows, cols) = (37, 512);
             let w = random_matrix(ty, rows, cols, &mut seed);
-            for n in [1, 3] {
+            for n in [1, 3, 9] {
                 let x: Vec<f32> = (0..n * cols).map(|_| rng(&mut seed)).collect();
                 let mut got = vec![0f32; n * rows];
                 w.matmul(&x, n, &mut got);
