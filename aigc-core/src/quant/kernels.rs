@@ -30,7 +30,10 @@ pub fn supports(ty: GgmlType) -> bool {
     )
 }
 
-static POOL: OnceLock<RwLock<Arc<rayon::ThreadPool>>> = OnceLock::new();
+/// `None`: rayon's global pool, which burn's CPU backend uses too (one set of workers, so
+/// idle workers of two pools do not compete for the cores). `Some`: a pool of its own, from
+/// `AIGC_THREADS` or [`set_num_threads`].
+static POOL: OnceLock<RwLock<Option<Arc<rayon::ThreadPool>>>> = OnceLock::new();
 
 fn build_pool(n: usize) -> Arc<rayon::ThreadPool> {
     Arc::new(
@@ -42,38 +45,41 @@ fn build_pool(n: usize) -> Arc<rayon::ThreadPool> {
     )
 }
 
-fn pool() -> Arc<rayon::ThreadPool> {
+fn pool_lock() -> &'static RwLock<Option<Arc<rayon::ThreadPool>>> {
     POOL.get_or_init(|| {
         let n = std::env::var("AIGC_THREADS")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        RwLock::new(build_pool(n))
+            .filter(|&n| n > 0);
+        RwLock::new(n.map(build_pool))
     })
-    .read()
-    .expect("pool lock")
-    .clone()
 }
 
-/// Sets the threads the quantized kernels use (default: `AIGC_THREADS`, else every core).
+fn pool() -> Option<Arc<rayon::ThreadPool>> {
+    pool_lock().read().expect("pool lock").clone()
+}
+
+/// Runs `f` on the kernels' pool.
+fn on_pool<R: Send>(f: impl FnOnce(usize) -> R + Send) -> R {
+    match pool() {
+        Some(p) => p.install(|| f(p.current_num_threads())),
+        None => f(rayon::current_num_threads()),
+    }
+}
+
+/// Sets the threads the quantized kernels use (default: `AIGC_THREADS`, else rayon's global
+/// pool, one thread per core).
 pub fn set_num_threads(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::invalid_argument("threads", "0 threads"));
     }
-    let new = build_pool(n);
-    match POOL.get() {
-        Some(lock) => *lock.write().expect("pool lock") = new,
-        None => {
-            let _ = POOL.set(RwLock::new(new));
-        }
-    }
+    *pool_lock().write().expect("pool lock") = Some(build_pool(n));
     Ok(())
 }
 
 /// The threads the quantized kernels use.
 pub fn num_threads() -> usize {
-    pool().current_num_threads()
+    on_pool(|n| n)
 }
 
 /// A `[rows, cols]` matrix of GGML blocks (each row `cols / block` blocks), as stored in GGUF.
@@ -164,9 +170,8 @@ impl QMatrix {
             scratch.resize(n * self.rows, 0.0);
             scratch
         };
-        let threads = pool();
-        let chunk = chunk_rows(self.rows, n, threads.current_num_threads());
-        threads.install(|| {
+        on_pool(|threads| {
+            let chunk = chunk_rows(self.rows, n, threads);
             use rayon::prelude::*;
             if n >= GEMM_MIN_ROWS {
                 // Many activation rows (a prompt): decode a panel of weight rows to f32 once
@@ -288,13 +293,78 @@ fn decode_rows<D: Decode>(w: &QMatrix, r0: usize, rows: usize, out: &mut [f32]) 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize, dst: &mut [f32]) {
-    rows_dot_with::<Avx2>(w, r0, rows, x, n, dst)
+    match (w.ty, n) {
+        // Decode (one activation row) on the most common 32-blocks: hand-written.
+        (GgmlType::Q4_1 | GgmlType::Q8_0, 1) => unsafe { matvec_avx2(w, r0, rows, x, dst) },
+        _ => rows_dot_with::<Avx2>(w, r0, rows, x, n, dst),
+    }
+}
+
+/// `dst[j] = row(r0 + j) · x` for Q4_1 and Q8_0, factored per block as
+/// `d * Σ q x (+ m * Σ x)`: the integers are widened to f32 and multiplied with `x` in
+/// 8-lane FMAs, each block's sum is scaled once, and `Σ x` per block is computed once per call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let blocks = w.cols / 32;
+    let q41 = w.ty == GgmlType::Q4_1;
+    let xsum: Vec<f32> =
+        if q41 { x.chunks_exact(32).map(|b| b.iter().sum()).collect() } else { Vec::new() };
+    let bytes = w.ty.type_size();
+    // SAFETY (all loads): a row holds `blocks` blocks of `bytes` bytes, `x` holds `cols` values;
+    // every offset below stays inside them.
+    unsafe {
+        let mask = _mm_set1_epi8(0x0F);
+        for j in 0..rows {
+            let row = w.data.as_ptr().add((r0 + j) * w.row_bytes);
+            let mut acc = _mm256_setzero_ps();
+            let mut mins = 0f32;
+            for b in 0..blocks {
+                let blk = row.add(b * bytes);
+                let xb = x.as_ptr().add(b * 32);
+                let half = |p: *const u8| {
+                    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+                        p.cast::<u16>().read_unaligned() as i32
+                    )))
+                };
+                let d = half(blk);
+                let (q0, q1, q2, q3);
+                if q41 {
+                    mins += half(blk.add(2)) * xsum[b];
+                    let qs = _mm_loadu_si128(blk.add(4).cast());
+                    let lo = _mm_and_si128(qs, mask);
+                    let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+                    q0 = _mm256_cvtepu8_epi32(lo);
+                    q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
+                    q2 = _mm256_cvtepu8_epi32(hi);
+                    q3 = _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8));
+                } else {
+                    let qs = blk.add(2);
+                    q0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.cast()));
+                    q1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(8).cast()));
+                    q2 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(16).cast()));
+                    q3 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(24).cast()));
+                }
+                let mut s = _mm256_mul_ps(_mm256_cvtepi32_ps(q0), _mm256_loadu_ps(xb));
+                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q1), _mm256_loadu_ps(xb.add(8)), s);
+                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q2), _mm256_loadu_ps(xb.add(16)), s);
+                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q3), _mm256_loadu_ps(xb.add(24)), s);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc);
+            }
+            dst[j] = Avx2::sum(acc) + mins;
+        }
+    }
 }
 
 /// Partial sums of a dot product, 8 lanes wide.
@@ -330,7 +400,7 @@ impl Lanes for Scalar {
     }
 }
 
-/// AVX2 + FMA lanes; only used after [`has_avx2`].
+/// AVX2 + FMA lanes; only used after [`has_avx2`] (which also checks F16C).
 #[cfg(target_arch = "x86_64")]
 struct Avx2;
 
