@@ -5,7 +5,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::linear::{quantized_forward, quantized_matrix};
 use crate::error::{Error, Result};
 use crate::quant::kernels::QMatrix;
-use crate::weights::TensorView;
+use crate::weights::{SharedBytes, TensorView};
 
 #[derive(Debug, Clone)]
 enum Table {
@@ -32,13 +32,22 @@ impl Embedding {
     /// The table of `view` (`[vocab, dim]`): kept quantized on a CPU device when the kernels
     /// support its type, else converted to f32.
     pub fn from_view(view: &TensorView<'_>, device: &Device) -> Result<Self> {
+        Self::from_view_shared(view, None, device)
+    }
+
+    /// Like [`from_view`](Self::from_view), sharing the bytes of the file's map when given.
+    pub fn from_view_shared(
+        view: &TensorView<'_>,
+        shared: Option<SharedBytes>,
+        device: &Device,
+    ) -> Result<Self> {
         let [vocab, dim] = view.shape[..] else {
             return Err(Error::tensor(
                 view.name.as_ref(),
                 format!("has shape {:?}, expected [vocab, dim]", view.shape),
             ));
         };
-        Ok(match quantized_matrix(view, device)? {
+        Ok(match quantized_matrix(view, shared, device)? {
             Some(q) => Self { table: Table::Quantized(q, device.clone()), vocab, dim },
             None => Self::new(view.to_tensor::<2>(device)?),
         })

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::quant::kernels::QMatrix;
-use crate::weights::{DType, TensorView};
+use crate::weights::{DType, SharedBytes, TensorView};
 
 /// Whether `device` runs on the CPU (flex, ndarray): there quantized weights stay quantized
 /// and run through [`crate::quant::kernels`].
@@ -25,8 +25,13 @@ pub fn is_cpu(device: &Device) -> bool {
 }
 
 /// The weight of `view` as a [`QMatrix`] when `device` is a CPU and the kernels multiply its
-/// type directly (GGML Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K, and F16).
-pub fn quantized_matrix(view: &TensorView<'_>, device: &Device) -> Result<Option<QMatrix>> {
+/// type directly (GGML Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K, and F16). With `shared` (the same
+/// bytes, kept alive by their file's map) nothing is copied.
+pub fn quantized_matrix(
+    view: &TensorView<'_>,
+    shared: Option<SharedBytes>,
+    device: &Device,
+) -> Result<Option<QMatrix>> {
     let ty = match view.dtype {
         DType::Quant(t) => t,
         DType::F16 => crate::quant::GgmlType::F16,
@@ -36,7 +41,12 @@ pub fn quantized_matrix(view: &TensorView<'_>, device: &Device) -> Result<Option
     if !is_cpu(device) || !crate::quant::kernels::supports(ty) || cols % 32 != 0 {
         return Ok(None);
     }
-    QMatrix::new(ty, rows, cols, view.data.as_ref()).map(Some)
+    match shared {
+        Some(bytes) if bytes.len() == view.data.len() => {
+            QMatrix::new(ty, rows, cols, bytes).map(Some)
+        }
+        _ => QMatrix::new(ty, rows, cols, view.data.as_ref()).map(Some),
+    }
 }
 
 thread_local! {
@@ -83,6 +93,17 @@ impl QLinear {
         bias: Option<&TensorView<'_>>,
         device: &Device,
     ) -> Result<Self> {
+        Self::from_view_shared(weight, None, bias, device)
+    }
+
+    /// Like [`from_views`](Self::from_views), with the weight's bytes shared from its file's
+    /// map when the source lends them ([`TensorSource::shared_bytes`](crate::weights::TensorSource::shared_bytes)).
+    pub fn from_view_shared(
+        weight: &TensorView<'_>,
+        shared: Option<SharedBytes>,
+        bias: Option<&TensorView<'_>>,
+        device: &Device,
+    ) -> Result<Self> {
         let [out_features, in_features] = weight.shape[..] else {
             return Err(Error::tensor(
                 weight.name.as_ref(),
@@ -90,7 +111,7 @@ impl QLinear {
             ));
         };
         let bias = bias.map(|b| b.to_tensor::<1>(device)).transpose()?;
-        if let Some(q) = quantized_matrix(weight, device)? {
+        if let Some(q) = quantized_matrix(weight, shared, device)? {
             return Ok(Self {
                 weight: Weight::Quantized(q, device.clone()),
                 bias,

@@ -13,6 +13,8 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::weights::SharedBytes;
+
 use super::GgmlType;
 use crate::error::{Error, Result};
 
@@ -89,7 +91,7 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     row_bytes: usize,
-    data: Arc<[u8]>,
+    data: SharedBytes,
 }
 
 impl std::fmt::Debug for QMatrix {
@@ -99,8 +101,14 @@ impl std::fmt::Debug for QMatrix {
 }
 
 impl QMatrix {
-    /// Wraps the raw bytes of a `[rows, cols]` tensor of type `ty`.
-    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: impl Into<Arc<[u8]>>) -> Result<Self> {
+    /// Wraps the raw bytes of a `[rows, cols]` tensor of type `ty` (a `Vec`, a slice that is
+    /// copied, or [`SharedBytes`] of a memory-mapped file, which are not).
+    pub fn new(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: impl Into<SharedBytes>,
+    ) -> Result<Self> {
         if !supports(ty) {
             return Err(Error::unsupported("quantized matmul type", ty.name()));
         }
@@ -170,6 +178,22 @@ impl QMatrix {
             scratch.resize(n * self.rows, 0.0);
             scratch
         };
+        if n < GEMM_MIN_ROWS && self.rows * self.cols * n < SERIAL_MAX_WEIGHTS {
+            // Too little work to pay for waking other threads.
+            rows_dot(self, 0, self.rows, x, n, target);
+        } else {
+            self.parallel(x, n, target);
+        }
+        if n > 1 {
+            for r in 0..self.rows {
+                for i in 0..n {
+                    out[i * self.rows + r] = scratch[r * n + i];
+                }
+            }
+        }
+    }
+
+    fn parallel(&self, x: &[f32], n: usize, target: &mut [f32]) {
         on_pool(|threads| {
             let chunk = chunk_rows(self.rows, n, threads);
             use rayon::prelude::*;
@@ -213,18 +237,14 @@ impl QMatrix {
                 });
             }
         });
-        if n > 1 {
-            for r in 0..self.rows {
-                for i in 0..n {
-                    out[i * self.rows + r] = scratch[r * n + i];
-                }
-            }
-        }
     }
 }
 
 /// From this many activation rows on, products go through f32 panels and a GEMM.
 const GEMM_MIN_ROWS: usize = 8;
+
+/// Products with fewer weights than this run on the calling thread.
+const SERIAL_MAX_WEIGHTS: usize = 160 * 1024;
 
 /// Weight rows per GEMM panel.
 const PANEL_ROWS: usize = 128;

@@ -255,7 +255,7 @@ pub fn ggml_dtype(t: GgmlType) -> DType {
 /// A memory-mapped GGUF file.
 pub struct GgufFile {
     path: PathBuf,
-    map: Storage,
+    map: std::sync::Arc<Storage>,
     version: u32,
     metadata: Vec<(String, MetadataValue)>,
     metadata_index: HashMap<String, usize>,
@@ -281,7 +281,7 @@ impl GgufFile {
         let header = parse(&map, &path)?;
         Ok(Self {
             path,
-            map,
+            map: std::sync::Arc::new(map),
             version: header.version,
             metadata_index: index(header.metadata.iter().map(|(k, _)| k.as_str())),
             metadata: header.metadata,
@@ -444,6 +444,13 @@ impl TensorSource for GgufFile {
             .tensor_entry(name)
             .ok_or_else(|| Error::tensor(name, format!("not found in {}", self.path.display())))?;
         self.view(t)
+    }
+
+    fn shared_bytes(&self, name: &str) -> Option<super::SharedBytes> {
+        let t = self.tensor_entry(name)?;
+        // Extents were checked against the file when it was opened.
+        let start = (self.data_offset + t.offset) as usize;
+        Some(super::SharedBytes::new(self.map.clone(), start, t.size as usize))
     }
 }
 

@@ -321,7 +321,11 @@ impl<'a> WeightLoader<'a> {
         let name = format!("{prefix}.weight");
         let bias = bias.then(|| self.tensor::<1>(&format!("{prefix}.bias"), [out_features]));
         let layer = self.view(&name, &[out_features, in_features]).and_then(|v| {
-            self.record(crate::layers::QLinear::from_views(&v, None, &self.device), &v.name)
+            let shared = self.source.shared_bytes(&v.name);
+            self.record(
+                crate::layers::QLinear::from_view_shared(&v, shared, None, &self.device),
+                &v.name,
+            )
         });
         let layer = layer.unwrap_or_else(|| {
             crate::layers::QLinear::from_tensors(Tensor::zeros([1, 1], &self.device), None)

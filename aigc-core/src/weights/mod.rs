@@ -260,6 +260,13 @@ pub trait TensorSource {
     /// One tensor's view; an error names the tensor when it is absent or unreadable.
     fn tensor(&self, name: &str) -> Result<TensorView<'_>>;
 
+    /// The tensor's stored bytes as [`SharedBytes`] that outlive this reader, when the format
+    /// keeps them raw in its map (GGUF); `None` otherwise.
+    fn shared_bytes(&self, name: &str) -> Option<SharedBytes> {
+        let _ = name;
+        None
+    }
+
     /// Whether a tensor of that name exists.
     fn contains(&self, name: &str) -> bool {
         self.tensor_info(name).is_some()
@@ -359,6 +366,48 @@ impl std::ops::Deref for Storage {
             Storage::Map(m) => m,
             Storage::Owned(v) => v,
         }
+    }
+}
+
+/// Bytes that keep their file's memory map (or buffer) alive: a tensor's data handed to a
+/// layer without copying it, so that a quantized model costs its file size once in memory.
+#[derive(Clone)]
+pub struct SharedBytes {
+    storage: std::sync::Arc<Storage>,
+    start: usize,
+    len: usize,
+}
+
+impl SharedBytes {
+    pub(crate) fn new(storage: std::sync::Arc<Storage>, start: usize, len: usize) -> Self {
+        assert!(start + len <= storage.len(), "a range inside the storage");
+        Self { storage, start, len }
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(v: Vec<u8>) -> Self {
+        let len = v.len();
+        Self { storage: std::sync::Arc::new(Storage::Owned(v)), start: 0, len }
+    }
+}
+
+impl From<&[u8]> for SharedBytes {
+    fn from(v: &[u8]) -> Self {
+        v.to_vec().into()
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedBytes({} bytes)", self.len)
     }
 }
 
