@@ -325,13 +325,15 @@ fn has_avx2() -> bool {
 unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize, dst: &mut [f32]) {
     match (w.ty, n) {
         // Decode (one activation row) on the most common 32-blocks: hand-written.
-        (GgmlType::Q4_1 | GgmlType::Q8_0, 1) => unsafe { matvec_avx2(w, r0, rows, x, dst) },
+        (GgmlType::Q4_1 | GgmlType::Q8_0 | GgmlType::Q5_0, 1) => unsafe {
+            matvec_avx2(w, r0, rows, x, dst)
+        },
         _ => rows_dot_with::<Avx2>(w, r0, rows, x, n, dst),
     }
 }
 
-/// `dst[j] = row(r0 + j) · x` for Q4_1 and Q8_0, factored per block as
-/// `d * Σ q x (+ m * Σ x)`: the integers are widened to f32 and multiplied with `x` in
+/// `dst[j] = row(r0 + j) · x` for Q4_1, Q5_0 and Q8_0, factored per block as
+/// `d * Σ q x (+ m * Σ x)` (Q5_0: `d * (Σ q' x - 16 Σ x)` with `q'` the unsigned 5-bit value): the integers are widened to f32 and multiplied with `x` in
 /// 8-lane FMAs, each block's sum is scaled once, and `Σ x` per block is computed once per call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -339,8 +341,9 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
     use std::arch::x86_64::*;
     let blocks = w.cols / 32;
     let q41 = w.ty == GgmlType::Q4_1;
+    let q50 = w.ty == GgmlType::Q5_0;
     let xsum: Vec<f32> =
-        if q41 { x.chunks_exact(32).map(|b| b.iter().sum()).collect() } else { Vec::new() };
+        if q41 || q50 { x.chunks_exact(32).map(|b| b.iter().sum()).collect() } else { Vec::new() };
     let bytes = w.ty.type_size();
     // SAFETY (all loads): a row holds `blocks` blocks of `bytes` bytes, `x` holds `cols` values;
     // every offset below stays inside them.
@@ -365,6 +368,31 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
                     let qs = _mm_loadu_si128(blk.add(4).cast());
                     let lo = _mm_and_si128(qs, mask);
                     let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+                    q0 = _mm256_cvtepu8_epi32(lo);
+                    q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
+                    q2 = _mm256_cvtepu8_epi32(hi);
+                    q3 = _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8));
+                } else if q50 {
+                    mins -= 16.0 * d * xsum[b];
+                    let qh = blk.add(2).cast::<u32>().read_unaligned();
+                    let qs = _mm_loadu_si128(blk.add(6).cast());
+                    // Bit j of `bits` to 0x10 in byte j (16 bytes).
+                    let spread = |bits: u32| {
+                        let v = _mm_shuffle_epi8(
+                            _mm_cvtsi32_si128(bits as i32),
+                            _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                        );
+                        let sel = _mm_setr_epi8(
+                            1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128,
+                        );
+                        _mm_and_si128(
+                            _mm_cmpeq_epi8(_mm_and_si128(v, sel), sel),
+                            _mm_set1_epi8(0x10),
+                        )
+                    };
+                    let lo = _mm_or_si128(_mm_and_si128(qs, mask), spread(qh & 0xFFFF));
+                    let hi =
+                        _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), spread(qh >> 16));
                     q0 = _mm256_cvtepu8_epi32(lo);
                     q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
                     q2 = _mm256_cvtepu8_epi32(hi);
