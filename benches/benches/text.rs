@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use aigc_core::quant::GgmlType;
 use aigc_core::quant::kernels::QMatrix;
-use aigc_core::traits::CausalLm;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const PROMPT: usize = 128;

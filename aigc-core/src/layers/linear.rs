@@ -38,7 +38,7 @@ pub fn quantized_matrix(
         _ => return Ok(None),
     };
     let [rows, cols] = view.shape[..] else { return Ok(None) };
-    if !is_cpu(device) || !crate::quant::kernels::supports(ty) || cols % 32 != 0 {
+    if !is_cpu(device) || !crate::quant::kernels::supports(ty) || !cols.is_multiple_of(32) {
         return Ok(None);
     }
     match shared {

@@ -113,7 +113,7 @@ impl QMatrix {
             return Err(Error::unsupported("quantized matmul type", ty.name()));
         }
         let block = ty.block_size();
-        if cols % block != 0 || cols % 32 != 0 {
+        if !cols.is_multiple_of(block) || !cols.is_multiple_of(32) {
             return Err(Error::invalid_argument(
                 "cols",
                 format!("{cols} columns are not whole {} blocks", ty.name()),
@@ -337,6 +337,7 @@ unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize
 /// 8-lane FMAs, each block's sum is scaled once, and `Σ x` per block is computed once per call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::needless_range_loop)] // pointer arithmetic by block index
 unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut [f32]) {
     use std::arch::x86_64::*;
     let blocks = w.cols / 32;
@@ -463,7 +464,7 @@ impl Lanes for Avx2 {
     #[inline(always)]
     fn fma(mut acc: Self::Acc, w: &[f32], x: &[f32]) -> Self::Acc {
         use std::arch::x86_64::*;
-        assert!(w.len() <= x.len() && w.len() % 8 == 0);
+        assert!(w.len() <= x.len() && w.len().is_multiple_of(8));
         // SAFETY: AVX2/FMA present (see above); every load is within `w` and `x`.
         unsafe {
             for c in (0..w.len()).step_by(8) {
@@ -559,7 +560,7 @@ fn rows_for<D: Decode, L: Lanes>(
     let mut buf = [0f32; 256];
     let buf = &mut buf[..D::BS];
     if n == 1 {
-        for j in 0..rows {
+        for (j, out) in dst[..rows].iter_mut().enumerate() {
             let r = r0 + j;
             let row = &w.data[r * w.row_bytes..(r + 1) * w.row_bytes];
             let mut acc = L::zero();
@@ -567,7 +568,7 @@ fn rows_for<D: Decode, L: Lanes>(
                 D::decode(blk, buf);
                 acc = L::fma(acc, buf, &x[b * D::BS..(b + 1) * D::BS]);
             }
-            dst[j] = L::sum(acc);
+            *out = L::sum(acc);
         }
         return;
     }
