@@ -332,6 +332,33 @@ unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize
     }
 }
 
+/// The f16 at `p` as f32 (F16C). Functions, not closures: closures do not inherit
+/// `target_feature`, so they would not inline into the kernel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn half_at(p: *const u8) -> f32 {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller passes a pointer to two readable bytes.
+    unsafe {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<u16>().read_unaligned() as i32)))
+    }
+}
+
+/// Bit `j` of `bits` (j < 16) to 0x10 in byte `j`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn spread_bits(bits: u32) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    let v = _mm_shuffle_epi8(
+        _mm_cvtsi32_si128(bits as i32),
+        _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+    );
+    let sel = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+    _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(v, sel), sel), _mm_set1_epi8(0x10))
+}
+
 /// `dst[j] = row(r0 + j) · x` for Q4_1, Q5_0 and Q8_0, factored per block as
 /// `d * Σ q x (+ m * Σ x)` (Q5_0: `d * (Σ q' x - 16 Σ x)` with `q'` the unsigned 5-bit value): the integers are widened to f32 and multiplied with `x` in
 /// 8-lane FMAs, each block's sum is scaled once, and `Σ x` per block is computed once per call.
@@ -357,15 +384,10 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
             for b in 0..blocks {
                 let blk = row.add(b * bytes);
                 let xb = x.as_ptr().add(b * 32);
-                let half = |p: *const u8| {
-                    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
-                        p.cast::<u16>().read_unaligned() as i32
-                    )))
-                };
-                let d = half(blk);
+                let d = half_at(blk);
                 let (q0, q1, q2, q3);
                 if q41 {
-                    mins += half(blk.add(2)) * xsum[b];
+                    mins += half_at(blk.add(2)) * xsum[b];
                     let qs = _mm_loadu_si128(blk.add(4).cast());
                     let lo = _mm_and_si128(qs, mask);
                     let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
@@ -378,22 +400,11 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
                     let qh = blk.add(2).cast::<u32>().read_unaligned();
                     let qs = _mm_loadu_si128(blk.add(6).cast());
                     // Bit j of `bits` to 0x10 in byte j (16 bytes).
-                    let spread = |bits: u32| {
-                        let v = _mm_shuffle_epi8(
-                            _mm_cvtsi32_si128(bits as i32),
-                            _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-                        );
-                        let sel = _mm_setr_epi8(
-                            1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128,
-                        );
-                        _mm_and_si128(
-                            _mm_cmpeq_epi8(_mm_and_si128(v, sel), sel),
-                            _mm_set1_epi8(0x10),
-                        )
-                    };
-                    let lo = _mm_or_si128(_mm_and_si128(qs, mask), spread(qh & 0xFFFF));
-                    let hi =
-                        _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), spread(qh >> 16));
+                    let lo = _mm_or_si128(_mm_and_si128(qs, mask), spread_bits(qh & 0xFFFF));
+                    let hi = _mm_or_si128(
+                        _mm_and_si128(_mm_srli_epi16(qs, 4), mask),
+                        spread_bits(qh >> 16),
+                    );
                     q0 = _mm256_cvtepu8_epi32(lo);
                     q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
                     q2 = _mm256_cvtepu8_epi32(hi);
