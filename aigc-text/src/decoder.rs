@@ -117,9 +117,13 @@ impl SelfAttention {
             };
             ropes[self.rope].apply(t.swap_dims(1, 2), start)
         };
-        let q = split(self.q.forward(x.clone()), self.heads, &self.q_norm);
-        let k = split(self.k.forward(x.clone()), self.kv_heads, &self.k_norm);
-        let v = self.v.forward(x).reshape([1, n, self.kv_heads, hd]).swap_dims(1, 2);
+        let [q, k, v]: [Tensor<3>; 3] =
+            aigc_core::layers::forward_group(&[&self.q, &self.k, &self.v], x)
+                .try_into()
+                .expect("three outputs");
+        let q = split(q, self.heads, &self.q_norm);
+        let k = split(k, self.kv_heads, &self.k_norm);
+        let v = v.reshape([1, n, self.kv_heads, hd]).swap_dims(1, 2);
         let out = attention(q, k, v, cache, start, self.scale, self.softcap)?;
         Ok(self.o.forward(out.swap_dims(1, 2).reshape([1, n, self.heads * hd])))
     }

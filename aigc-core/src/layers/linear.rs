@@ -64,6 +64,43 @@ pub(crate) fn quantized_forward(w: &QMatrix, x: Tensor<3>, device: &Device) -> T
     Tensor::from_data(TensorData::new(out, [b, s, w.rows()]), device)
 }
 
+/// `x @ W^T + b` for several layers that read the same input (a layer's q/k/v, or gate and up):
+/// on the CPU, one decoding step's quantized products run in one parallel region.
+pub fn forward_group(layers: &[&QLinear], x: Tensor<3>) -> Vec<Tensor<3>> {
+    let [b, s, d] = x.dims();
+    let quantized: Option<Vec<(&QMatrix, &Device)>> = layers
+        .iter()
+        .map(|l| match &l.weight {
+            Weight::Quantized(q, device) => Some((q, device)),
+            Weight::Dense(_) => None,
+        })
+        .collect();
+    match quantized {
+        Some(qs) if b * s == 1 && !qs.is_empty() => {
+            debug_assert!(qs.iter().all(|(q, _)| q.cols() == d));
+            let xs = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations");
+            let mut outs: Vec<Vec<f32>> = qs.iter().map(|(q, _)| vec![0f32; q.rows()]).collect();
+            {
+                let mats: Vec<&QMatrix> = qs.iter().map(|(q, _)| *q).collect();
+                let mut slices: Vec<&mut [f32]> =
+                    outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+                crate::quant::kernels::matvec_many(&mats, &xs, &mut slices);
+            }
+            outs.into_iter()
+                .zip(layers.iter().zip(&qs))
+                .map(|(o, (layer, (q, device)))| {
+                    let y = Tensor::from_data(TensorData::new(o, [1, 1, q.rows()]), *device);
+                    match &layer.bias {
+                        Some(bias) => y + bias.clone().unsqueeze::<3>(),
+                        None => y,
+                    }
+                })
+                .collect()
+        }
+        _ => layers.iter().map(|l| l.forward(x.clone())).collect(),
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Weight {
     /// `[in, out]`, contiguous, ready for `x @ W`.

@@ -44,7 +44,8 @@ pub struct GatedMlp {
 impl GatedMlp {
     /// Runs the block on `[batch, seq, dim]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = self.activation.apply(self.gate.forward(x.clone()));
-        self.down.forward(gate * self.up.forward(x))
+        let [gate, up]: [Tensor<3>; 2] =
+            super::forward_group(&[&self.gate, &self.up], x).try_into().expect("two outputs");
+        self.down.forward(self.activation.apply(gate) * up)
     }
 }

@@ -15,7 +15,7 @@ mod rope;
 
 pub use attention::{KvCache, LayerCache, attention};
 pub use embedding::Embedding;
-pub use linear::{QLinear, is_cpu};
+pub use linear::{QLinear, forward_group, is_cpu};
 pub use mlp::{Activation, GatedMlp};
 pub use norm::RmsNorm;
 pub use rope::{RopeMode, RopeScaling, RotaryEmbedding, inverse_frequencies};

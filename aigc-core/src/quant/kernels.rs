@@ -240,6 +240,35 @@ impl QMatrix {
     }
 }
 
+/// One activation vector `x` (`[cols]`) times several matrices with the same `cols` (the
+/// q/k/v or gate/up projections of a layer), in one parallel region: `outs[m] = mats[m] x`.
+pub fn matvec_many(mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32]]) {
+    assert_eq!(mats.len(), outs.len(), "one output per matrix");
+    for (m, o) in mats.iter().zip(outs.iter()) {
+        assert_eq!(x.len(), m.cols, "matvec_many: x is not [cols]");
+        assert_eq!(o.len(), m.rows, "matvec_many: an output is not [rows]");
+    }
+    let total: usize = mats.iter().map(|m| m.rows * m.cols).sum();
+    if total < SERIAL_MAX_WEIGHTS {
+        for (m, o) in mats.iter().zip(outs.iter_mut()) {
+            rows_dot(m, 0, m.rows, x, 1, o);
+        }
+        return;
+    }
+    on_pool(|threads| {
+        use rayon::prelude::*;
+        let mut tasks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
+        for (m, o) in mats.iter().zip(outs.iter_mut()) {
+            // Tasks sized by weights, so that a matrix gets tasks in proportion to its size.
+            let chunk = chunk_rows(m.rows, 1, threads).max(1);
+            for (c, dst) in o.chunks_mut(chunk).enumerate() {
+                tasks.push((m, c * chunk, dst));
+            }
+        }
+        tasks.into_par_iter().for_each(|(m, r0, dst)| rows_dot(m, r0, dst.len(), x, 1, dst));
+    });
+}
+
 /// From this many activation rows on, products go through f32 panels and a GEMM.
 const GEMM_MIN_ROWS: usize = 8;
 
@@ -704,6 +733,25 @@ mod tests {
         assert_eq!(a, b);
         assert!(set_num_threads(0).is_err());
         set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
+    }
+
+    #[test]
+    fn matvec_many_equals_separate_products() {
+        let mut seed = 11;
+        let a = random_matrix(GgmlType::Q4_1, 700, 256, &mut seed);
+        let b = random_matrix(GgmlType::Q5_0, 300, 256, &mut seed);
+        let c = random_matrix(GgmlType::Q8_0, 5, 256, &mut seed);
+        let x: Vec<f32> = (0..256).map(|_| rng(&mut seed)).collect();
+        let mut outs = [vec![0f32; 700], vec![0f32; 300], vec![0f32; 5]];
+        {
+            let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            matvec_many(&[&a, &b, &c], &x, &mut slices);
+        }
+        for (m, o) in [&a, &b, &c].iter().zip(&outs) {
+            let mut want = vec![0f32; m.rows()];
+            m.matmul(&x, 1, &mut want);
+            assert_eq!(o, &want);
+        }
     }
 
     #[test]
