@@ -596,26 +596,16 @@ fn rows_for<D: Decode, L: Lanes>(
     n: usize,
     dst: &mut [f32],
 ) {
+    // Fewer activation rows than GEMM_MIN_ROWS come here (more go through the GEMM), so the
+    // partial sums fit on the stack: nothing is allocated per call.
+    assert!(n < GEMM_MIN_ROWS, "rows_for takes fewer than {GEMM_MIN_ROWS} activation rows");
     let bytes = w.row_bytes / (w.cols / D::BS);
     let mut buf = [0f32; 256];
     let buf = &mut buf[..D::BS];
-    if n == 1 {
-        for (j, out) in dst[..rows].iter_mut().enumerate() {
-            let r = r0 + j;
-            let row = &w.data[r * w.row_bytes..(r + 1) * w.row_bytes];
-            let mut acc = L::zero();
-            for (b, blk) in row.chunks_exact(bytes).enumerate() {
-                D::decode(blk, buf);
-                acc = L::fma(acc, buf, &x[b * D::BS..(b + 1) * D::BS]);
-            }
-            *out = L::sum(acc);
-        }
-        return;
-    }
-    let mut acc = vec![L::zero(); n];
+    let mut acc = [L::zero(); GEMM_MIN_ROWS];
+    let acc = &mut acc[..n];
     for j in 0..rows {
-        let r = r0 + j;
-        let row = &w.data[r * w.row_bytes..(r + 1) * w.row_bytes];
+        let row = &w.data[(r0 + j) * w.row_bytes..(r0 + j + 1) * w.row_bytes];
         acc.iter_mut().for_each(|a| *a = L::zero());
         for (b, blk) in row.chunks_exact(bytes).enumerate() {
             D::decode(blk, buf);
