@@ -15,7 +15,7 @@ use crate::chat::{ChatTemplate, GEMMA3_TEMPLATE, Message};
 use crate::config::{Architecture, ModelConfig};
 use crate::error::{Error, Result};
 use crate::model::{self, LoadedModel};
-use crate::tokenizer::{IncrementalDecoder, Tokenizer, TokenizerConfig};
+use crate::tokenizer::{IncrementalDecoder, Tokenizer};
 
 /// The context a [`Generator`] prepares for when not told otherwise (capped at the model's).
 pub const DEFAULT_CONTEXT: usize = 4096;
@@ -244,9 +244,8 @@ impl Generator {
     /// `tokenizer.json` and, when present, `tokenizer_config.json` (special tokens, template).
     pub fn from_hf_dir(dir: impl AsRef<Path>, device: &Device, context: usize) -> Result<Self> {
         let dir = dir.as_ref();
-        let tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))?;
-        let tc = dir.join("tokenizer_config.json");
-        let mut source = if tc.exists() { TokenizerConfig::read(&tc)?.chat_template } else { None };
+        let (tokenizer, config) = Tokenizer::from_file_with_config(dir.join("tokenizer.json"))?;
+        let mut source = config.and_then(|c| c.chat_template);
         let jinja = dir.join("chat_template.jinja");
         if source.is_none() && jinja.exists() {
             source = Some(

@@ -403,13 +403,21 @@ impl Tokenizer {
     /// Loads a `tokenizer.json`, with BOS/EOS conventions and special tokens from the
     /// `tokenizer_config.json` next to it when there is one.
     pub fn from_file(tokenizer_json: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file_with_config(tokenizer_json).map(|(tokenizer, _)| tokenizer)
+    }
+
+    /// Like [`from_file`](Self::from_file), also returning the `tokenizer_config.json` it read
+    /// (which holds the chat template).
+    pub fn from_file_with_config(
+        tokenizer_json: impl AsRef<Path>,
+    ) -> Result<(Self, Option<TokenizerConfig>)> {
         let path = tokenizer_json.as_ref();
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| tok_err(format!("{}: {e}", path.display())))?;
         let config_path = path.with_file_name("tokenizer_config.json");
         let config =
             if config_path.exists() { Some(TokenizerConfig::read(&config_path)?) } else { None };
-        Self::from_parts(inner, config.as_ref())
+        Ok((Self::from_parts(inner, config.as_ref())?, config))
     }
 
     /// Wraps a loaded [`tokenizers::Tokenizer`], with the settings of a `tokenizer_config.json`.

@@ -54,11 +54,16 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = RefCell::default();
 }
 
+/// The activations as f32 values on the host, for the CPU kernels.
+fn host_f32(x: Tensor<3>) -> Vec<f32> {
+    x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations")
+}
+
 /// `x @ W^T` for `x` `[b, s, cols]` with a quantized `W`, as a tensor on `device`.
 pub(crate) fn quantized_forward(w: &QMatrix, x: Tensor<3>, device: &Device) -> Tensor<3> {
     let [b, s, d] = x.dims();
     debug_assert_eq!(d, w.cols());
-    let xs = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations");
+    let xs = host_f32(x);
     let mut out = vec![0f32; b * s * w.rows()];
     SCRATCH.with_borrow_mut(|scratch| w.matmul_with(&xs, b * s, &mut out, scratch));
     Tensor::from_data(TensorData::new(out, [b, s, w.rows()]), device)
@@ -78,7 +83,7 @@ pub fn forward_group(layers: &[&QLinear], x: Tensor<3>) -> Vec<Tensor<3>> {
     match quantized {
         Some(qs) if b * s == 1 && !qs.is_empty() => {
             debug_assert!(qs.iter().all(|(q, _)| q.cols() == d));
-            let xs = x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations");
+            let xs = host_f32(x);
             let mut outs: Vec<Vec<f32>> = qs.iter().map(|(q, _)| vec![0f32; q.rows()]).collect();
             {
                 let mats: Vec<&QMatrix> = qs.iter().map(|(q, _)| *q).collect();
@@ -89,11 +94,7 @@ pub fn forward_group(layers: &[&QLinear], x: Tensor<3>) -> Vec<Tensor<3>> {
             outs.into_iter()
                 .zip(layers.iter().zip(&qs))
                 .map(|(o, (layer, (q, device)))| {
-                    let y = Tensor::from_data(TensorData::new(o, [1, 1, q.rows()]), *device);
-                    match &layer.bias {
-                        Some(bias) => y + bias.clone().unsqueeze::<3>(),
-                        None => y,
-                    }
+                    layer.add_bias(Tensor::from_data(TensorData::new(o, [1, 1, q.rows()]), *device))
                 })
                 .collect()
         }
@@ -208,6 +209,10 @@ impl QLinear {
                 x.reshape([b * s, d]).matmul(w.clone()).reshape([b, s, self.out_features])
             }
         };
+        self.add_bias(y)
+    }
+
+    fn add_bias(&self, y: Tensor<3>) -> Tensor<3> {
         match &self.bias {
             Some(bias) => y + bias.clone().unsqueeze::<3>(),
             None => y,

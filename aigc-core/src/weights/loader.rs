@@ -194,8 +194,8 @@ type Report = (HashSet<String>, LoadReport);
 /// checks the whole file at the end.
 ///
 /// Each request states the shape it needs. A missing or misshaped tensor is recorded (and a
-/// zero tensor of the right shape stands in, so that construction can go on and find every
-/// other problem); [`finish`](Self::finish) then fails with one [`LoadReport`] listing them
+/// one-element stand-in is returned, so that construction can go on and find every other
+/// problem); [`finish`](Self::finish) then fails with one [`LoadReport`] listing them
 /// all, together with every file tensor that nothing asked for.
 ///
 /// ```no_run
@@ -290,13 +290,7 @@ impl<'a> WeightLoader<'a> {
     /// can go on to report every problem at [`finish`](Self::finish).
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
         self.view(name, &shape)
-            .and_then(|v| match v.to_tensor::<D>(&self.device) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.state.borrow_mut().1.unreadable.push((v.name.to_string(), e.to_string()));
-                    None
-                }
-            })
+            .and_then(|v| self.record(v.to_tensor::<D>(&self.device), &v.name))
             .unwrap_or_else(|| Tensor::zeros([1; D], &self.device))
     }
 
@@ -340,7 +334,11 @@ impl<'a> WeightLoader<'a> {
     pub fn embedding(&self, name: &str, vocab: usize, dim: usize) -> crate::layers::Embedding {
         self.view(name, &[vocab, dim])
             .and_then(|v| {
-                self.record(crate::layers::Embedding::from_view(&v, &self.device), &v.name)
+                let shared = self.source.shared_bytes(&v.name);
+                self.record(
+                    crate::layers::Embedding::from_view_shared(&v, shared, &self.device),
+                    &v.name,
+                )
             })
             .unwrap_or_else(|| crate::layers::Embedding::new(Tensor::zeros([1, 1], &self.device)))
     }
