@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use aigc_core::quant::GgmlType;
-use aigc_core::quant::kernels::QMatrix;
+use aigc_core::quant::kernels::{Activations, QMatrix, set_activations};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const PROMPT: usize = 128;
@@ -73,6 +73,7 @@ fn kernels(c: &mut Criterion) {
     for (ty, rows, cols) in [
         (GgmlType::Q4_1, 1536, 576),
         (GgmlType::Q8_0, 49152, 576),
+        (GgmlType::Q4_1, 160_000, 576),
         (GgmlType::Q5_0, 2048, 640),
         (GgmlType::Q4_K, 640, 2048),
         (GgmlType::Q6_K, 640, 2048),
@@ -82,9 +83,13 @@ fn kernels(c: &mut Criterion) {
         let x = vec![0.5f32; cols];
         let mut out = vec![0f32; rows];
         group.throughput(Throughput::Elements((rows * cols) as u64));
-        group.bench_function(format!("{}_{rows}x{cols}", ty.name()), |b| {
-            b.iter(|| w.matmul(black_box(&x), 1, &mut out))
-        });
+        for (act, name) in [(Activations::F32, "f32"), (Activations::Q8, "q8")] {
+            set_activations(act);
+            group.bench_function(format!("{}_{rows}x{cols}_{name}", ty.name()), |b| {
+                b.iter(|| w.matmul(black_box(&x), 1, &mut out))
+            });
+        }
+        set_activations(Activations::F32);
     }
     group.finish();
 }

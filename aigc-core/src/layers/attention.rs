@@ -11,12 +11,17 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use crate::error::{Error, Result};
 
 /// The keys and values of one attention layer.
+///
+/// On a CPU device they live in host memory and attention is computed there directly (one
+/// pass per query over the keys, no intermediate tensors); elsewhere they are device tensors.
 #[derive(Debug)]
 pub struct LayerCache {
     // `Option` so that updates can take the tensors by value: burn writes in place only into
     // a tensor it owns uniquely, and a clone would copy the whole cache on every token.
     k: Option<Tensor<4>>,
     v: Option<Tensor<4>>,
+    /// CPU: keys and values `[kv_heads, slots, head_dim]` each.
+    host: Option<(Vec<f32>, Vec<f32>)>,
     /// The absolute position held by each slot.
     slot_pos: Vec<Option<usize>>,
     /// `Some(w)`: a query at position `p` sees keys at `p - w + 1 ..= p` (ring of `w` slots).
@@ -35,8 +40,13 @@ impl LayerCache {
     ) -> Self {
         let window = window.filter(|&w| w < context);
         let slots = window.unwrap_or(context);
+        let slot_pos = vec![None; slots];
+        if super::is_cpu(device) {
+            let zeros = || vec![0f32; kv_heads * slots * head_dim];
+            return Self { k: None, v: None, host: Some((zeros(), zeros())), slot_pos, window };
+        }
         let zeros = || Tensor::<4>::zeros([1, kv_heads, slots, head_dim], device);
-        Self { k: Some(zeros()), v: Some(zeros()), slot_pos: vec![None; slots], window }
+        Self { k: Some(zeros()), v: Some(zeros()), host: None, slot_pos, window }
     }
 
     /// Slots held (the context, or the window of a sliding layer).
@@ -140,16 +150,26 @@ pub fn attention(
     let group = heads / kv_heads;
     let device = q.device();
     let slots = cache.slots();
+    if cache.window.is_none() && start + n > slots {
+        return Err(Error::invalid_argument(
+            "tokens",
+            format!("positions up to {} exceed the cache's {slots}", start + n),
+        ));
+    }
+    if cache.host.is_some() {
+        let host = |t: Tensor<4>| t.into_data().convert::<f32>().try_into_vec::<f32>();
+        let (q, k_new, v_new) = match (host(q), host(k_new), host(v_new)) {
+            (Ok(q), Ok(k), Ok(v)) => (q, k, v),
+            _ => return Err(Error::invalid_argument("attention", "activations are not f32")),
+        };
+        let shape = HostShape { heads, kv_heads, n, d };
+        let out = host_attention(&q, &k_new, &v_new, cache, start, shape, scale, softcap);
+        return Ok(Tensor::from_data(TensorData::new(out, [1, heads, n, d]), &device));
+    }
 
     // Keys and values to attend over, with the absolute position of each.
     let (keys, values, key_pos): (Tensor<4>, Tensor<4>, Vec<Option<usize>>) = match cache.window {
         None => {
-            if start + n > slots {
-                return Err(Error::invalid_argument(
-                    "tokens",
-                    format!("positions up to {} exceed the cache's {slots}", start + n),
-                ));
-            }
             let range = [0..1, 0..kv_heads, start..start + n, 0..d];
             let k = cache.k.take().expect("cache present").slice_assign(range.clone(), k_new);
             let v = cache.v.take().expect("cache present").slice_assign(range, v_new);
@@ -233,4 +253,151 @@ pub fn attention(
     let probs = activation::softmax(scores + mask, 3);
     let out = probs.matmul(values); // [1, kv_heads, group * n, d]
     Ok(out.reshape([1, heads, n, d]))
+}
+
+#[derive(Clone, Copy)]
+struct HostShape {
+    heads: usize,
+    kv_heads: usize,
+    n: usize,
+    d: usize,
+}
+
+/// [`attention`] on the host: `q` `[heads, n, d]`, new keys and values `[kv_heads, n, d]`;
+/// returns `[heads, n, d]` and stores the new keys and values in `cache`.
+///
+/// Each query attends over the cached slots it may see and the new keys up to its own
+/// position, with a running maximum (one pass for scores, one for the weighted sum). Queries
+/// are split across the quantized kernels' threads.
+#[allow(clippy::too_many_arguments)]
+fn host_attention(
+    q: &[f32],
+    k_new: &[f32],
+    v_new: &[f32],
+    cache: &mut LayerCache,
+    start: usize,
+    shape: HostShape,
+    scale: f32,
+    softcap: Option<f32>,
+) -> Vec<f32> {
+    let HostShape { heads, kv_heads, n, d } = shape;
+    let group = heads / kv_heads;
+    let slots = cache.slots();
+    let window = cache.window;
+    let mut out = vec![0f32; heads * n * d];
+    {
+        let (ck, cv) = cache.host.as_ref().expect("host cache");
+        let slot_pos = &cache.slot_pos;
+        // Cached slots hold positions before `start` (the new tokens are stored afterwards;
+        // slots of later positions, left from an earlier sequence, are ignored).
+        let job = |h: usize, i: usize, dst: &mut [f32]| {
+            let kv = h / group;
+            let qp = start + i;
+            let visible = |kp: usize| kp <= qp && window.is_none_or(|w| qp - kp < w);
+            let qv = &q[(h * n + i) * d..(h * n + i + 1) * d];
+            let old = (0..slots).filter_map(|s| {
+                slot_pos[s].filter(|&kp| kp < start && visible(kp)).map(|_| {
+                    let o = (kv * slots + s) * d;
+                    (&ck[o..o + d], &cv[o..o + d])
+                })
+            });
+            let new = (0..=i).filter(|&j| visible(start + j)).map(|j| {
+                let o = (kv * n + j) * d;
+                (&k_new[o..o + d], &v_new[o..o + d])
+            });
+            attend_one(qv, old.chain(new), scale, softcap, dst);
+        };
+        let rows = heads * n;
+        let dst = SyncOut(out.as_mut_ptr());
+        let work = |t: usize, threads: usize| {
+            for r in crate::quant::kernels::share_rows(rows, t, threads) {
+                // SAFETY: each (head, query) row of `out` is written by one thread only.
+                job(r / n, r % n, unsafe { dst.row(r, d) });
+            }
+        };
+        // Decoding steps (one query per head) are too small to split.
+        if n == 1 {
+            work(0, 1);
+        } else {
+            crate::quant::kernels::run_parallel(&work);
+        }
+    }
+    // Store the newest `min(n, slots)` tokens in their slots (ring slots when windowed).
+    let (ck, cv) = cache.host.as_mut().expect("host cache");
+    let keep = n.min(slots);
+    for j in n - keep..n {
+        let p = start + j;
+        let s = if window.is_some() { p % slots } else { p };
+        for kv in 0..kv_heads {
+            let (src, dst) = ((kv * n + j) * d, (kv * slots + s) * d);
+            ck[dst..dst + d].copy_from_slice(&k_new[src..src + d]);
+            cv[dst..dst + d].copy_from_slice(&v_new[src..src + d]);
+        }
+        cache.slot_pos[s] = Some(p);
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+struct SyncOut(*mut f32);
+// SAFETY: threads write disjoint rows of the buffer, which outlives the job.
+unsafe impl Send for SyncOut {}
+unsafe impl Sync for SyncOut {}
+
+impl SyncOut {
+    /// Row `r` of width `d`.
+    /// SAFETY: no other thread uses that row meanwhile, and the buffer is that long.
+    unsafe fn row<'a>(&self, r: usize, d: usize) -> &'a mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(r * d), d) }
+    }
+}
+
+/// `dst = softmax(q·k * scale) · v` over `keys` (pairs of key and value rows).
+fn attend_one<'a>(
+    q: &[f32],
+    keys: impl Iterator<Item = (&'a [f32], &'a [f32])>,
+    scale: f32,
+    softcap: Option<f32>,
+    dst: &mut [f32],
+) {
+    let score = |k: &[f32]| {
+        let s = dot(q, k) * scale;
+        match softcap {
+            Some(cap) => (s / cap).tanh() * cap,
+            None => s,
+        }
+    };
+    dst.fill(0.0);
+    let (mut max, mut sum) = (f32::NEG_INFINITY, 0f32);
+    for (k, v) in keys {
+        let s = score(k);
+        if s > max {
+            // Rescale what was accumulated under the old maximum.
+            let c = (max - s).exp();
+            sum *= c;
+            dst.iter_mut().for_each(|o| *o *= c);
+            max = s;
+        }
+        let p = (s - max).exp();
+        sum += p;
+        dst.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
+    }
+    if sum > 0.0 {
+        let inv = 1.0 / sum;
+        dst.iter_mut().for_each(|o| *o *= inv);
+    }
+}
+
+/// An 8-lane dot product (vectorised by LLVM).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }

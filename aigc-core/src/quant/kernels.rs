@@ -8,14 +8,18 @@
 //!
 //! The loops are plain Rust compiled twice: for the baseline target, and with AVX2+FMA
 //! enabled, chosen at run time, so LLVM vectorises them with 256-bit registers where the CPU
-//! has them. Rows of the weight are split across a thread pool whose size
-//! [`set_num_threads`] sets.
+//! has them; the most used ones are written with AVX2 intrinsics. Rows of the weight are split
+//! across a pool of spinning threads (see `pool.rs`) whose size [`set_num_threads`] sets.
+//!
+//! With [`Activations::Q8`] a single activation row (a decoding step) is quantized to 8 bits
+//! as llama.cpp does and multiplied in integers instead (`q8.rs`).
 
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::weights::SharedBytes;
 
 use super::GgmlType;
+use super::pool::{self, Pool};
 use crate::error::{Error, Result};
 
 /// Types [`QMatrix`] multiplies without dequantizing the whole matrix.
@@ -32,56 +36,64 @@ pub fn supports(ty: GgmlType) -> bool {
     )
 }
 
-/// `None`: rayon's global pool, which burn's CPU backend uses too (one set of workers, so
-/// idle workers of two pools do not compete for the cores). `Some`: a pool of its own, from
-/// `AIGC_THREADS` or [`set_num_threads`].
-static POOL: OnceLock<RwLock<Option<Arc<rayon::ThreadPool>>>> = OnceLock::new();
+static POOL: OnceLock<RwLock<Arc<Pool>>> = OnceLock::new();
 
-fn build_pool(n: usize) -> Arc<rayon::ThreadPool> {
-    Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("aigc-q{i}"))
-            .build()
-            .expect("a thread pool"),
-    )
-}
-
-fn pool_lock() -> &'static RwLock<Option<Arc<rayon::ThreadPool>>> {
+fn pool_lock() -> &'static RwLock<Arc<Pool>> {
     POOL.get_or_init(|| {
         let n = std::env::var("AIGC_THREADS")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
-            .filter(|&n| n > 0);
-        RwLock::new(n.map(build_pool))
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        RwLock::new(Arc::new(Pool::new(n)))
     })
 }
 
-fn pool() -> Option<Arc<rayon::ThreadPool>> {
+fn pool() -> Arc<Pool> {
     pool_lock().read().expect("pool lock").clone()
 }
 
-/// Runs `f` on the kernels' pool.
-fn on_pool<R: Send>(f: impl FnOnce(usize) -> R + Send) -> R {
-    match pool() {
-        Some(p) => p.install(|| f(p.current_num_threads())),
-        None => f(rayon::current_num_threads()),
-    }
-}
-
-/// Sets the threads the quantized kernels use (default: `AIGC_THREADS`, else rayon's global
-/// pool, one thread per core).
+/// Sets the threads the quantized kernels use, the calling thread included (default:
+/// `AIGC_THREADS`, else one per core).
 pub fn set_num_threads(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::invalid_argument("threads", "0 threads"));
     }
-    *pool_lock().write().expect("pool lock") = Some(build_pool(n));
+    *pool_lock().write().expect("pool lock") = Arc::new(Pool::new(n));
     Ok(())
 }
 
 /// The threads the quantized kernels use.
 pub fn num_threads() -> usize {
-    on_pool(|n| n)
+    pool().threads()
+}
+
+/// Runs `f(i, threads)` for each thread `i` of the kernels' pool (the caller is thread 0).
+pub(crate) fn run_parallel(f: &(dyn Fn(usize, usize) + Sync)) {
+    let pool = pool();
+    let n = pool.threads();
+    pool.run(&|i| f(i, n));
+}
+
+/// Thread `i`'s share of `0..len` when `n` threads split it evenly.
+pub(crate) fn share_rows(len: usize, i: usize, n: usize) -> std::ops::Range<usize> {
+    pool::share(len, i, n, 1)
+}
+
+/// A pointer that threads of one job write through at disjoint offsets.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: every use writes a range of the buffer that no other thread of the job touches,
+// and the buffer outlives the job (`Pool::run` returns after every part has finished).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// `len` values from `start`.
+    /// SAFETY: the caller owns that range of the buffer for the duration of the job.
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
 }
 
 /// A `[rows, cols]` matrix of GGML blocks (each row `cols / block` blocks), as stored in GGUF.
@@ -155,6 +167,11 @@ impl QMatrix {
         self.data.len()
     }
 
+    /// The raw blocks and the bytes per row.
+    pub(crate) fn raw(&self) -> (&[u8], usize) {
+        (&self.data, self.row_bytes)
+    }
+
     /// Row `r` dequantized to f32 (an embedding lookup).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
         super::dequantize(self.ty, &self.data[r * self.row_bytes..(r + 1) * self.row_bytes], out)
@@ -170,71 +187,93 @@ impl QMatrix {
     pub fn matmul_with(&self, x: &[f32], n: usize, out: &mut [f32], scratch: &mut Vec<f32>) {
         assert_eq!(x.len(), n * self.cols, "matmul: x is not [n, cols]");
         assert_eq!(out.len(), n * self.rows, "matmul: out is not [n, rows]");
+        if n == 1 {
+            with_acts(&[self], x, |acts| self.matvec(acts[0], out));
+            return;
+        }
         // Rows in parallel; each task writes its rows for every activation row into a
         // `[rows, n]` buffer (contiguous per task), transposed into `out` afterwards.
-        let target: &mut [f32] = if n == 1 {
-            out
-        } else {
-            scratch.resize(n * self.rows, 0.0);
-            scratch
-        };
+        scratch.resize(n * self.rows, 0.0);
         if n < GEMM_MIN_ROWS && self.rows * self.cols * n < SERIAL_MAX_WEIGHTS {
             // Too little work to pay for waking other threads.
-            rows_dot(self, 0, self.rows, x, n, target);
+            rows_dot(self, 0, self.rows, x, n, scratch);
         } else {
-            self.parallel(x, n, target);
+            self.parallel(x, n, scratch);
         }
-        if n > 1 {
-            for r in 0..self.rows {
-                for i in 0..n {
-                    out[i * self.rows + r] = scratch[r * n + i];
-                }
+        for r in 0..self.rows {
+            for i in 0..n {
+                out[i * self.rows + r] = scratch[r * n + i];
             }
         }
     }
 
+    /// `out = W x` for one activation row.
+    fn matvec(&self, x: Act<'_>, out: &mut [f32]) {
+        if self.rows * self.cols < SERIAL_MAX_WEIGHTS {
+            act_dot(self, 0, x, out);
+            return;
+        }
+        let pool = pool();
+        let n = pool.threads();
+        let dst = Out(out.as_mut_ptr());
+        pool.run(&|i| {
+            let r = pool::share(self.rows, i, n, ROW_ALIGN);
+            // SAFETY: the shares of the threads are disjoint ranges of `out`.
+            act_dot(self, r.start, x, unsafe { dst.slice(r.start, r.len()) });
+        });
+    }
+
     fn parallel(&self, x: &[f32], n: usize, target: &mut [f32]) {
-        on_pool(|threads| {
-            let chunk = chunk_rows(self.rows, n, threads);
-            use rayon::prelude::*;
-            if n >= GEMM_MIN_ROWS {
-                // Many activation rows (a prompt): decode a panel of weight rows to f32 once
-                // and multiply it with a real GEMM. Panels stay small enough for L2.
-                let chunk = chunk.min(PANEL_ROWS);
-                target.par_chunks_mut(chunk * n).enumerate().for_each(|(c, dst)| {
-                    let rows = dst.len() / n;
-                    let mut panel = vec![0f32; rows * self.cols];
-                    decode_panel(self, c * chunk, rows, &mut panel);
-                    // dst[r * n + i] = Σ_k x[i * cols + k] * panel[r * cols + k]
-                    // SAFETY: every pointer and stride stays inside `x`, `panel` and `dst`.
-                    unsafe {
-                        gemm::gemm(
-                            n,
-                            rows,
-                            self.cols,
-                            dst.as_mut_ptr(),
-                            n as isize,
-                            1,
-                            false,
-                            x.as_ptr(),
-                            1,
-                            self.cols as isize,
-                            panel.as_ptr(),
-                            self.cols as isize,
-                            1,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                });
-            } else {
-                target.par_chunks_mut(chunk * n).enumerate().for_each(|(c, dst)| {
-                    rows_dot(self, c * chunk, dst.len() / n, x, n, dst);
-                });
+        let pool = pool();
+        let threads = pool.threads();
+        let dst = Out(target.as_mut_ptr());
+        if n < GEMM_MIN_ROWS {
+            pool.run(&|i| {
+                let r = pool::share(self.rows, i, threads, ROW_ALIGN);
+                // SAFETY: the shares of the threads are disjoint row ranges of `target`.
+                let dst = unsafe { dst.slice(r.start * n, r.len() * n) };
+                rows_dot(self, r.start, r.len(), x, n, dst);
+            });
+            return;
+        }
+        // Many activation rows (a prompt): decode a panel of weight rows to f32 once and
+        // multiply it with a real GEMM. Panels stay small enough for L2; thread `i` takes
+        // panels `i, i + threads, ...`.
+        let panels = self.rows.div_ceil(PANEL_ROWS);
+        pool.run(&|i| {
+            let mut panel = Vec::new();
+            for p in (i..panels).step_by(threads) {
+                let r0 = p * PANEL_ROWS;
+                let rows = PANEL_ROWS.min(self.rows - r0);
+                panel.resize(rows * self.cols, 0f32);
+                decode_panel(self, r0, rows, &mut panel);
+                // SAFETY: panel `p`'s rows of `target` belong to this thread alone.
+                let dst = unsafe { dst.slice(r0 * n, rows * n) };
+                // dst[r * n + i] = Σ_k x[i * cols + k] * panel[r * cols + k]
+                // SAFETY: every pointer and stride stays inside `x`, `panel` and `dst`.
+                unsafe {
+                    gemm::gemm(
+                        n,
+                        rows,
+                        self.cols,
+                        dst.as_mut_ptr(),
+                        n as isize,
+                        1,
+                        false,
+                        x.as_ptr(),
+                        1,
+                        self.cols as isize,
+                        panel.as_ptr(),
+                        self.cols as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
             }
         });
     }
@@ -244,29 +283,117 @@ impl QMatrix {
 /// q/k/v or gate/up projections of a layer), in one parallel region: `outs[m] = mats[m] x`.
 pub fn matvec_many(mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32]]) {
     assert_eq!(mats.len(), outs.len(), "one output per matrix");
+    assert!(mats.len() <= MAX_GROUP, "matvec_many takes at most {MAX_GROUP} matrices");
     for (m, o) in mats.iter().zip(outs.iter()) {
         assert_eq!(x.len(), m.cols, "matvec_many: x is not [cols]");
         assert_eq!(o.len(), m.rows, "matvec_many: an output is not [rows]");
     }
-    let total: usize = mats.iter().map(|m| m.rows * m.cols).sum();
-    if total < SERIAL_MAX_WEIGHTS {
-        for (m, o) in mats.iter().zip(outs.iter_mut()) {
-            rows_dot(m, 0, m.rows, x, 1, o);
+    with_acts(mats, x, |acts| {
+        let total: usize = mats.iter().map(|m| m.rows * m.cols).sum();
+        if total < SERIAL_MAX_WEIGHTS {
+            for ((m, o), &a) in mats.iter().zip(outs.iter_mut()).zip(acts) {
+                act_dot(m, 0, a, o);
+            }
+            return;
         }
-        return;
+        let pool = pool();
+        let n = pool.threads();
+        let dsts: [Option<Out>; MAX_GROUP] =
+            std::array::from_fn(|m| outs.get_mut(m).map(|o| Out(o.as_mut_ptr())));
+        pool.run(&|i| {
+            for ((m, a), dst) in mats.iter().zip(acts).zip(&dsts) {
+                let r = pool::share(m.rows, i, n, ROW_ALIGN);
+                let dst = dst.expect("one output per matrix");
+                // SAFETY: the shares of the threads are disjoint ranges of each output.
+                act_dot(m, r.start, *a, unsafe { dst.slice(r.start, r.len()) });
+            }
+        });
+    });
+}
+
+/// Most matrices [`matvec_many`] takes at once.
+pub const MAX_GROUP: usize = 4;
+
+/// How the matrix-vector kernels (one activation row: a decoding step) take the activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activations {
+    /// f32, as transformers computes: a product equals "dequantize the weight, then multiply"
+    /// up to the order of f32 additions.
+    F32,
+    /// Quantized to 8 bits per block as llama.cpp does (`q8_0`/`q8_1` per 32 values,
+    /// `q8_K` per 256) and multiplied in integers, for Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and
+    /// Q6_K weights (F16 weights keep f32 activations). About twice as fast; logits move by
+    /// up to a few tenths, as llama.cpp's do (see [`super::q8`]). Prompts (several rows at
+    /// once) are always multiplied in f32.
+    Q8,
+}
+
+static ACTIVATIONS: OnceLock<RwLock<Activations>> = OnceLock::new();
+
+fn activations_lock() -> &'static RwLock<Activations> {
+    ACTIVATIONS.get_or_init(|| {
+        let a = match std::env::var("AIGC_ACTIVATIONS").as_deref() {
+            Ok("q8") | Ok("Q8") => Activations::Q8,
+            _ => Activations::F32,
+        };
+        RwLock::new(a)
+    })
+}
+
+/// Sets how the matrix-vector kernels take activations, for every model in the process
+/// (default: `AIGC_ACTIVATIONS=q8` or `f32`, else f32).
+pub fn set_activations(a: Activations) {
+    *activations_lock().write().expect("activations lock") = a;
+}
+
+/// How the matrix-vector kernels take activations.
+pub fn activations() -> Activations {
+    *activations_lock().read().expect("activations lock")
+}
+
+thread_local! {
+    /// The activation vector quantized once per product, in each format a product needs.
+    static Q8_ACTS: std::cell::RefCell<[super::q8::Q8Vec; 3]> = Default::default();
+}
+
+/// Calls `f` with the activation row `x` prepared for each of `mats`: quantized once per
+/// format when [`activations`] is [`Activations::Q8`] and the type has an integer kernel.
+fn with_acts<R>(mats: &[&QMatrix], x: &[f32], f: impl FnOnce(&[Act<'_>]) -> R) -> R {
+    use super::q8::{Format, format_for};
+    let q8 = activations() == Activations::Q8;
+    let slot = |m: &QMatrix| {
+        if !q8 {
+            return None;
+        }
+        format_for(m.ty).map(|f| match f {
+            Format::Q8_0 => (0, f),
+            Format::Q8_1 => (1, f),
+            Format::Q8K => (2, f),
+        })
+    };
+    assert!(mats.len() <= MAX_GROUP);
+    if mats.iter().all(|m| slot(m).is_none()) {
+        return f(&[Act::F32(x); MAX_GROUP][..mats.len()]);
     }
-    on_pool(|threads| {
-        use rayon::prelude::*;
-        let mut tasks: Vec<(&QMatrix, usize, &mut [f32])> = Vec::new();
-        for (m, o) in mats.iter().zip(outs.iter_mut()) {
-            // Tasks sized by weights, so that a matrix gets tasks in proportion to its size.
-            let chunk = chunk_rows(m.rows, 1, threads).max(1);
-            for (c, dst) in o.chunks_mut(chunk).enumerate() {
-                tasks.push((m, c * chunk, dst));
+    Q8_ACTS.with_borrow_mut(|bufs| {
+        let mut done = [false; 3];
+        for m in mats {
+            if let Some((i, fmt)) = slot(m) {
+                if !done[i] {
+                    bufs[i].quantize(x, fmt);
+                    done[i] = true;
+                }
             }
         }
-        tasks.into_par_iter().for_each(|(m, r0, dst)| rows_dot(m, r0, dst.len(), x, 1, dst));
-    });
+        let bufs = &*bufs;
+        let mut acts = [Act::F32(x); MAX_GROUP];
+        for (a, m) in acts.iter_mut().zip(mats) {
+            if let Some((i, _)) = slot(m) {
+                *a = Act::Q8(&bufs[i]);
+            }
+        }
+        f(&acts[..mats.len()])
+    })
 }
 
 /// From this many activation rows on, products go through f32 panels and a GEMM.
@@ -278,11 +405,21 @@ const SERIAL_MAX_WEIGHTS: usize = 160 * 1024;
 /// Weight rows per GEMM panel.
 const PANEL_ROWS: usize = 128;
 
-/// Rows per task: enough work to amortise a task (at least 16 rows), about 4 tasks per thread.
-fn chunk_rows(rows: usize, n: usize, threads: usize) -> usize {
-    let per = rows.div_ceil(threads * 4).max(1);
-    let min = (64 / n.max(1)).max(16);
-    per.max(min).min(rows.max(1))
+/// Threads split weight rows in multiples of this.
+const ROW_ALIGN: usize = 8;
+
+/// One activation row for the matrix-vector kernels: f32, or quantized for the integer kernels.
+#[derive(Clone, Copy)]
+enum Act<'a> {
+    F32(&'a [f32]),
+    Q8(&'a super::q8::Q8Vec),
+}
+
+fn act_dot(w: &QMatrix, r0: usize, x: Act<'_>, dst: &mut [f32]) {
+    match x {
+        Act::F32(x) => rows_dot(w, r0, dst.len(), x, 1, dst),
+        Act::Q8(x) => super::q8::rows_dot(w.ty, &w.data, w.row_bytes, r0, x, dst),
+    }
 }
 
 fn rows_dot(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize, dst: &mut [f32]) {
@@ -340,7 +477,7 @@ fn decode_rows<D: Decode>(w: &QMatrix, r0: usize, rows: usize, out: &mut [f32]) 
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
         is_x86_feature_detected!("avx2")
@@ -366,7 +503,7 @@ unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn half_at(p: *const u8) -> f32 {
+pub(crate) unsafe fn half_at(p: *const u8) -> f32 {
     use std::arch::x86_64::*;
     // SAFETY: the caller passes a pointer to two readable bytes.
     unsafe {
@@ -378,7 +515,7 @@ unsafe fn half_at(p: *const u8) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-fn spread_bits(bits: u32) -> std::arch::x86_64::__m128i {
+pub(crate) fn spread_bits(bits: u32) -> std::arch::x86_64::__m128i {
     use std::arch::x86_64::*;
     let v = _mm_shuffle_epi8(
         _mm_cvtsi32_si128(bits as i32),
@@ -451,9 +588,21 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
                 s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q3), _mm256_loadu_ps(xb.add(24)), s);
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc);
             }
-            dst[j] = Avx2::sum(acc) + mins;
+            dst[j] = hsum(acc) + mins;
         }
     }
+}
+
+/// The sum of the 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
 }
 
 /// Partial sums of a dot product, 8 lanes wide.
@@ -519,14 +668,8 @@ impl Lanes for Avx2 {
     }
     #[inline(always)]
     fn sum(acc: Self::Acc) -> f32 {
-        use std::arch::x86_64::*;
-        // SAFETY: AVX present (see above).
-        unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-            _mm_cvtss_f32(s)
-        }
+        // SAFETY: AVX2, FMA and F16C present (see above).
+        unsafe { hsum(acc) }
     }
 }
 
@@ -621,16 +764,16 @@ fn rows_for<D: Decode, L: Lanes>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rng(seed: &mut u64) -> f32 {
+    pub(crate) fn rng(seed: &mut u64) -> f32 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
     /// Random blocks of `ty` with sane scales: random bytes, then each f16 scale field set.
-    fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: &mut u64) -> QMatrix {
+    pub(crate) fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: &mut u64) -> QMatrix {
         let blocks = rows * cols / ty.block_size();
         let mut data = Vec::with_capacity(blocks * ty.type_size());
         for _ in 0..blocks {
@@ -663,7 +806,7 @@ mod tests {
         QMatrix::new(ty, rows, cols, data).unwrap()
     }
 
-    fn reference(w: &QMatrix, x: &[f32], n: usize) -> Vec<f32> {
+    pub(crate) fn reference(w: &QMatrix, x: &[f32], n: usize) -> Vec<f32> {
         let xs = x;
         let mut out = vec![0f32; n * w.rows];
         let mut row = vec![0f32; w.cols];

@@ -6,6 +6,8 @@
 
 mod dequant;
 pub mod kernels;
+mod pool;
+mod q8;
 
 pub use dequant::*;
 
