@@ -266,9 +266,9 @@ struct HostShape {
 /// [`attention`] on the host: `q` `[heads, n, d]`, new keys and values `[kv_heads, n, d]`;
 /// returns `[heads, n, d]` and stores the new keys and values in `cache`.
 ///
-/// Each query attends over the cached slots it may see and the new keys up to its own
-/// position, with a running maximum (one pass for scores, one for the weighted sum). Queries
-/// are split across the quantized kernels' threads.
+/// Each query's scores over the keys it may see are computed into a buffer, soft-maxed and
+/// used to sum the value rows. (head, query) rows are split across the quantized kernels'
+/// threads when there is enough work.
 #[allow(clippy::too_many_arguments)]
 fn host_attention(
     q: &[f32],
@@ -287,36 +287,47 @@ fn host_attention(
     let mut out = vec![0f32; heads * n * d];
     {
         let (ck, cv) = cache.host.as_ref().expect("host cache");
-        let slot_pos = &cache.slot_pos;
-        // Cached slots hold positions before `start` (the new tokens are stored afterwards;
-        // slots of later positions, left from an earlier sequence, are ignored).
-        let job = |h: usize, i: usize, dst: &mut [f32]| {
-            let kv = h / group;
-            let qp = start + i;
-            let visible = |kp: usize| kp <= qp && window.is_none_or(|w| qp - kp < w);
-            let qv = &q[(h * n + i) * d..(h * n + i + 1) * d];
-            let old = (0..slots).filter_map(|s| {
-                slot_pos[s].filter(|&kp| kp < start && visible(kp)).map(|_| {
-                    let o = (kv * slots + s) * d;
-                    (&ck[o..o + d], &cv[o..o + d])
-                })
-            });
-            let new = (0..=i).filter(|&j| visible(start + j)).map(|j| {
-                let o = (kv * n + j) * d;
-                (&k_new[o..o + d], &v_new[o..o + d])
-            });
-            attend_one(qv, old.chain(new), scale, softcap, dst);
-        };
+        // The keys: cached slots holding positions before `start` (slots of later positions,
+        // left from an earlier sequence, are ignored), then the new tokens (stored after).
+        let mut keys: Vec<(Key, usize)> = cache
+            .slot_pos
+            .iter()
+            .enumerate()
+            .filter_map(|(s, p)| p.filter(|&p| p < start).map(|p| (Key::Slot(s), p)))
+            .collect();
+        keys.extend((0..n).map(|j| (Key::New(j), start + j)));
         let rows = heads * n;
         let dst = SyncOut(out.as_mut_ptr());
         let work = |t: usize, threads: usize| {
+            let mut scores = Vec::with_capacity(keys.len());
+            let mut picked: Vec<(&[f32], &[f32])> = Vec::with_capacity(keys.len());
             for r in crate::quant::kernels::share_rows(rows, t, threads) {
+                let (h, i) = (r / n, r % n);
+                let kv = h / group;
+                let qp = start + i;
+                picked.clear();
+                picked.extend(
+                    keys.iter()
+                        .filter(|&&(_, kp)| kp <= qp && window.is_none_or(|w| qp - kp < w))
+                        .map(|&(key, _)| {
+                            let o = match key {
+                                Key::Slot(s) => (kv * slots + s) * d,
+                                Key::New(j) => (kv * n + j) * d,
+                            };
+                            match key {
+                                Key::Slot(_) => (&ck[o..o + d], &cv[o..o + d]),
+                                Key::New(_) => (&k_new[o..o + d], &v_new[o..o + d]),
+                            }
+                        }),
+                );
+                let qv = &q[(h * n + i) * d..(h * n + i + 1) * d];
                 // SAFETY: each (head, query) row of `out` is written by one thread only.
-                job(r / n, r % n, unsafe { dst.row(r, d) });
+                let row = unsafe { dst.row(r, d) };
+                attend_one(qv, &picked, scale, softcap, &mut scores, row);
             }
         };
-        // Decoding steps (one query per head) are too small to split.
-        if n == 1 {
+        // Split when there is enough work to pay for waking the other threads.
+        if rows * keys.len() * d < 64 * 1024 {
             work(0, 1);
         } else {
             crate::quant::kernels::run_parallel(&work);
@@ -338,6 +349,13 @@ fn host_attention(
     out
 }
 
+/// Where a key and its value are: a cache slot, or the `j`-th new token.
+#[derive(Clone, Copy)]
+enum Key {
+    Slot(usize),
+    New(usize),
+}
+
 #[derive(Clone, Copy)]
 struct SyncOut(*mut f32);
 // SAFETY: threads write disjoint rows of the buffer, which outlives the job.
@@ -353,34 +371,62 @@ impl SyncOut {
 }
 
 /// `dst = softmax(q·k * scale) · v` over `keys` (pairs of key and value rows).
-fn attend_one<'a>(
+fn attend_one(
     q: &[f32],
-    keys: impl Iterator<Item = (&'a [f32], &'a [f32])>,
+    keys: &[(&[f32], &[f32])],
     scale: f32,
     softcap: Option<f32>,
+    scores: &mut Vec<f32>,
     dst: &mut [f32],
 ) {
-    let score = |k: &[f32]| {
-        let s = dot(q, k) * scale;
-        match softcap {
-            Some(cap) => (s / cap).tanh() * cap,
-            None => s,
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::quant::kernels::has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { attend_one_avx2(q, keys, scale, softcap, scores, dst) };
+            return;
         }
-    };
+    }
+    attend_one_generic(q, keys, scale, softcap, scores, dst)
+}
+
+/// [`attend_one_generic`] compiled with AVX2 and FMA, so that LLVM vectorises its loops.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn attend_one_avx2(
+    q: &[f32],
+    keys: &[(&[f32], &[f32])],
+    scale: f32,
+    softcap: Option<f32>,
+    scores: &mut Vec<f32>,
+    dst: &mut [f32],
+) {
+    attend_one_generic(q, keys, scale, softcap, scores, dst)
+}
+
+#[inline(always)]
+fn attend_one_generic(
+    q: &[f32],
+    keys: &[(&[f32], &[f32])],
+    scale: f32,
+    softcap: Option<f32>,
+    scores: &mut Vec<f32>,
+    dst: &mut [f32],
+) {
+    scores.clear();
+    scores.extend(keys.iter().map(|(k, _)| dot(q, k) * scale));
+    if let Some(cap) = softcap {
+        scores.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
+    }
+    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = exp(*s - max);
+        sum += *s;
+    }
     dst.fill(0.0);
-    let (mut max, mut sum) = (f32::NEG_INFINITY, 0f32);
-    for (k, v) in keys {
-        let s = score(k);
-        if s > max {
-            // Rescale what was accumulated under the old maximum.
-            let c = (max - s).exp();
-            sum *= c;
-            dst.iter_mut().for_each(|o| *o *= c);
-            max = s;
-        }
-        let p = (s - max).exp();
-        sum += p;
-        dst.iter_mut().zip(v).for_each(|(o, &v)| *o += p * v);
+    for (&p, (_, v)) in scores.iter().zip(keys) {
+        dst.iter_mut().zip(v.iter()).for_each(|(o, &v)| *o += p * v);
     }
     if sum > 0.0 {
         let inv = 1.0 / sum;
@@ -388,8 +434,31 @@ fn attend_one<'a>(
     }
 }
 
+/// `e^x` for `x <= 0` (soft-max arguments) within about 2 ulp, in plain arithmetic that LLVM
+/// vectorises (Cephes' `expf` polynomial after reducing by powers of two); `e^x` of anything
+/// below -87 is 0.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let xc = x.max(-87.0);
+    // Round to nearest with the 1.5 * 2^23 trick (no libm call).
+    let n = (xc * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let scaled = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.0 { 0.0 } else { scaled }
+}
+
 /// An 8-lane dot product (vectorised by LLVM).
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -400,4 +469,24 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_a_few_ulp() {
+        let mut x = -90.0f32;
+        while x <= 0.0 {
+            let (got, want) = (exp(x), (x as f64).exp());
+            if x >= -87.0 {
+                assert!(((got as f64 - want) / want).abs() < 3e-7, "{x}: {got} vs {want}");
+            } else {
+                assert_eq!(got, 0.0);
+            }
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+    }
 }

@@ -59,6 +59,11 @@ fn host_f32(x: Tensor<3>) -> Vec<f32> {
     x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations")
 }
 
+/// `out = x @ W^T` on the host for the `n` rows of `x`.
+pub(crate) fn host_matmul(w: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+    SCRATCH.with_borrow_mut(|scratch| w.matmul_with(x, n, out, scratch));
+}
+
 /// `x @ W^T` for `x` `[b, s, cols]` with a quantized `W`, as a tensor on `device`.
 pub(crate) fn quantized_forward(w: &QMatrix, x: Tensor<3>, device: &Device) -> Tensor<3> {
     let [b, s, d] = x.dims();
@@ -190,6 +195,14 @@ impl QLinear {
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.out_features
+    }
+
+    /// The quantized weight of a layer without bias (CPU kernels), for host fast paths.
+    pub(crate) fn host_matrix(&self) -> Option<&QMatrix> {
+        match (&self.weight, &self.bias) {
+            (Weight::Quantized(q, _), None) => Some(q),
+            _ => None,
+        }
     }
 
     /// Whether the weight stays quantized (CPU kernels).

@@ -26,6 +26,19 @@ impl Activation {
             }
         }
     }
+
+    /// The activation of one value, with the same operations as [`apply`](Self::apply).
+    #[inline]
+    pub fn apply_scalar(self, x: f32) -> f32 {
+        match self {
+            Activation::Silu => x * (1.0 / (1.0 + (-x).exp())),
+            Activation::GeluTanh => {
+                const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+                let inner = (x + x * x * x * 0.044715) * SQRT_2_OVER_PI;
+                x * (inner.tanh() + 1.0) * 0.5
+            }
+        }
+    }
 }
 
 /// `down(act(gate(x)) * up(x))`.
@@ -44,6 +57,26 @@ pub struct GatedMlp {
 impl GatedMlp {
     /// Runs the block on `[batch, seq, dim]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if let (Some(g), Some(u), Some(down)) =
+            (self.gate.host_matrix(), self.up.host_matrix(), self.down.host_matrix())
+        {
+            // CPU: the whole block on the host, one tensor in and one out.
+            let ([b, s, _], device) = (x.dims(), x.device());
+            let n = b * s;
+            let xs = super::to_host(x);
+            let (mut gate, mut up) = (vec![0f32; n * g.rows()], vec![0f32; n * u.rows()]);
+            if n == 1 {
+                crate::quant::kernels::matvec_many(&[g, u], &xs, &mut [&mut gate, &mut up]);
+            } else {
+                super::linear::host_matmul(g, &xs, n, &mut gate);
+                super::linear::host_matmul(u, &xs, n, &mut up);
+            }
+            let act = self.activation;
+            gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = act.apply_scalar(*g) * u);
+            let mut out = vec![0f32; n * down.rows()];
+            super::linear::host_matmul(down, &gate, n, &mut out);
+            return super::from_host(out, [b, s, down.rows()], &device);
+        }
         let [gate, up]: [Tensor<3>; 2] =
             super::forward_group(&[&self.gate, &self.up], x).try_into().expect("two outputs");
         self.down.forward(self.activation.apply(gate) * up)

@@ -49,6 +49,8 @@ pub struct RotaryEmbedding {
     sin: Tensor<2>,
     mode: RopeMode,
     head_dim: usize,
+    /// CPU devices: the same tables on the host.
+    host: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// The inverse frequencies `1 / base^(2i/d)`, in f32 as transformers computes them.
@@ -127,9 +129,12 @@ impl RotaryEmbedding {
                 sin.push(angle.sin());
             }
         }
-        let table =
-            |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [max_positions, half]), device);
-        Ok(Self { cos: table(cos), sin: table(sin), mode, head_dim: 2 * half })
+        let table = |v: &[f32]| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [max_positions, half]), device)
+        };
+        let (cos_t, sin_t) = (table(&cos), table(&sin));
+        let host = super::is_cpu(device).then_some((cos, sin));
+        Ok(Self { cos: cos_t, sin: sin_t, mode, head_dim: 2 * half, host })
     }
 
     /// Positions covered by the tables.
@@ -143,6 +148,35 @@ impl RotaryEmbedding {
         let [b, h, n, d] = x.dims();
         debug_assert_eq!(d, self.head_dim);
         let half = d / 2;
+        if let Some((cos, sin)) = &self.host
+            && d == self.head_dim
+            && start + n <= self.max_positions()
+        {
+            let device = x.device();
+            let mut v = super::to_host(x);
+            for (r, row) in v.chunks_exact_mut(d).enumerate() {
+                let t = (start + r % n) * half;
+                let (c, s) = (&cos[t..t + half], &sin[t..t + half]);
+                match self.mode {
+                    RopeMode::Half => {
+                        let (x1, x2) = row.split_at_mut(half);
+                        for i in 0..half {
+                            let (a, b) = (x1[i], x2[i]);
+                            x1[i] = a * c[i] - b * s[i];
+                            x2[i] = b * c[i] + a * s[i];
+                        }
+                    }
+                    RopeMode::Interleaved => {
+                        for (i, p) in row.chunks_exact_mut(2).enumerate() {
+                            let (a, b) = (p[0], p[1]);
+                            p[0] = a * c[i] - b * s[i];
+                            p[1] = a * s[i] + b * c[i];
+                        }
+                    }
+                }
+            }
+            return super::from_host(v, [b, h, n, d], &device);
+        }
         // [1, 1, n, half]
         let cos = self.cos.clone().narrow(0, start, n).unsqueeze::<4>();
         let sin = self.sin.clone().narrow(0, start, n).unsqueeze::<4>();

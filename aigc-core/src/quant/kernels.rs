@@ -168,6 +168,7 @@ impl QMatrix {
     }
 
     /// The raw blocks and the bytes per row.
+    #[cfg(test)]
     pub(crate) fn raw(&self) -> (&[u8], usize) {
         (&self.data, self.row_bytes)
     }
@@ -378,11 +379,11 @@ fn with_acts<R>(mats: &[&QMatrix], x: &[f32], f: impl FnOnce(&[Act<'_>]) -> R) -
     Q8_ACTS.with_borrow_mut(|bufs| {
         let mut done = [false; 3];
         for m in mats {
-            if let Some((i, fmt)) = slot(m) {
-                if !done[i] {
-                    bufs[i].quantize(x, fmt);
-                    done[i] = true;
-                }
+            if let Some((i, fmt)) = slot(m)
+                && !done[i]
+            {
+                bufs[i].quantize(x, fmt);
+                done[i] = true;
             }
         }
         let bufs = &*bufs;
