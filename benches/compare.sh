@@ -29,7 +29,7 @@ llama_dir="$cache/llama.cpp-$LLAMA_SYS_VERSION"
 harness="$llama_dir/harness"
 models="${AIGC_MODELS:-$HOME/.cache/aigc/models}"
 
-if [ ! -x "$harness" ]; then
+if [ -z "$(find "$llama_dir/build" -name libllama.a 2>/dev/null)" ]; then
     command -v cmake >/dev/null || { echo "cmake is needed (apt install cmake)" >&2; exit 1; }
     echo "== building llama.cpp from llama-cpp-sys-2 $LLAMA_SYS_VERSION (once)" >&2
     tmp=$(mktemp -d)
@@ -46,11 +46,17 @@ if [ ! -x "$harness" ]; then
         -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
         -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_APP=OFF >/dev/null
     cmake --build "$llama_dir/build" --target llama -j "$(nproc)" >/dev/null
-    libs=$(find "$llama_dir/build" -name '*.a' | sort -r | tr '\n' ' ')
-    g++ -O2 -std=c++17 benches/llama-cpp/harness.cpp -I"$src/include" -I"$src/ggml/include" \
-        -Wl,--start-group $libs -Wl,--end-group -lpthread -fopenmp -o "$harness"
     rm -rf "$tmp"
 fi
+src="$llama_dir/llama-cpp-sys-2-$LLAMA_SYS_VERSION/llama.cpp"
+libs=$(find "$llama_dir/build" -name '*.a' | sort -r | tr '\n' ' ')
+# The timing harness, and the reference-logits program of tools/llamacpp_logits.py.
+for prog in harness logits; do
+    if [ ! -x "$llama_dir/$prog" ] || [ "benches/llama-cpp/$prog.cpp" -nt "$llama_dir/$prog" ]; then
+        g++ -O2 -std=c++17 "benches/llama-cpp/$prog.cpp" -I"$src/include" -I"$src/ggml/include" \
+            -Wl,--start-group $libs -Wl,--end-group -lpthread -fopenmp -o "$llama_dir/$prog"
+    fi
+done
 
 echo "== building aigc's harness (benches/examples/speed.rs)" >&2
 cargo build --quiet --release -p aigc-benches --example speed
@@ -65,18 +71,24 @@ timed() { # command... -> "JSON<TAB>peak RSS kB"
 }
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" <<<"$2"; }
 
-printf '%-24s %-9s %12s %12s %10s\n' model system prefill_t/s decode_t/s peak_MiB
+printf '%-24s %-10s %12s %12s %10s\n' model system prefill_t/s decode_t/s peak_MiB
+row() { printf '%-24s %-10s %12s %12s %10s\n' "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
 for id in "${ids[@]}"; do
     file=$(awk -F'\t' -v id="$id" '$1 == id && $2 ~ /\.gguf$/ {print $2; exit}' scripts/models.tsv)
     path="$models/$id/$file"
     [ -f "$path" ] || { echo "$id is not installed: scripts/fetch-models.sh $id" >&2; exit 1; }
     IFS=$'\t' read -r l_json l_rss < <(timed "$harness" "$path" "$prompt" "$decode" "$threads")
-    IFS=$'\t' read -r a_json a_rss < <(RAYON_NUM_THREADS=$threads timed "$aigc" "$path" "$prompt" "$decode")
     lp=$(field prefill_tokens_per_s "$l_json") ld=$(field decode_tokens_per_s "$l_json")
-    ap=$(field prefill_tokens_per_s "$a_json") ad=$(field decode_tokens_per_s "$a_json")
-    printf '%-24s %-9s %12s %12s %10d\n' "$id" llama.cpp "$lp" "$ld" $((l_rss / 1024))
-    printf '%-24s %-9s %12s %12s %10d\n' "$id" aigc "$ap" "$ad" $((a_rss / 1024))
-    printf '%-24s %-9s %12s %12s\n' "$id" ratio "$(awk -v a="$ap" -v b="$lp" 'BEGIN{printf "%.2fx", a/b}')" \
-        "$(awk -v a="$ad" -v b="$ld" 'BEGIN{printf "%.2fx", a/b}')"
+    row "$id" llama.cpp "$lp" "$ld" $((l_rss / 1024))
+    # aigc with f32 activations (the default, faithful to transformers) and with 8-bit
+    # activations (llama.cpp's scheme, `AIGC_ACTIVATIONS=q8`).
+    for act in f32 q8; do
+        IFS=$'\t' read -r a_json a_rss < <(AIGC_ACTIVATIONS=$act AIGC_THREADS=$threads \
+            RAYON_NUM_THREADS=$threads timed "$aigc" "$path" "$prompt" "$decode")
+        ap=$(field prefill_tokens_per_s "$a_json") ad=$(field decode_tokens_per_s "$a_json")
+        row "$id" "aigc-$act" "$ap" "$ad" $((a_rss / 1024))
+        row "$id" "ratio-$act" "$(ratio "$ap" "$lp")" "$(ratio "$ad" "$ld")" ""
+    done
 done
 echo "threads $threads, prompt $prompt, decode $decode, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -347,9 +347,27 @@ pub fn set_activations(a: Activations) {
     *activations_lock().write().expect("activations lock") = a;
 }
 
-/// How the matrix-vector kernels take activations.
+/// How the matrix-vector kernels take activations on this thread: the override of
+/// [`with_activations`] if one is active, else the process-wide setting.
 pub fn activations() -> Activations {
-    *activations_lock().read().expect("activations lock")
+    ACTIVATIONS_HERE.get().unwrap_or_else(|| *activations_lock().read().expect("activations lock"))
+}
+
+thread_local! {
+    static ACTIVATIONS_HERE: std::cell::Cell<Option<Activations>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with products started from this thread taking activations as `a` (other threads
+/// keep theirs): a model run inside `f` on this thread uses `a`.
+pub fn with_activations<R>(a: Activations, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Activations>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACTIVATIONS_HERE.set(self.0);
+        }
+    }
+    let _restore = Restore(ACTIVATIONS_HERE.replace(Some(a)));
+    f()
 }
 
 thread_local! {

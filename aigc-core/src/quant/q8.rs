@@ -68,7 +68,7 @@ impl Q8Vec {
                     let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
                     let mut sum = 0i32;
                     for (q, &v) in qb.iter_mut().zip(xb) {
-                        *q = (v * id).round_ties_even() as i8;
+                        *q = nearest_int(v * id) as i8;
                         sum += *q as i32;
                     }
                     let dh = half::f16::from_f32(d).to_f32();
@@ -99,7 +99,7 @@ impl Q8Vec {
                     }
                     let iscale = -127.0 / max;
                     for (q, &v) in qb.iter_mut().zip(xb) {
-                        *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+                        *q = nearest_int(iscale * v).min(127) as i8;
                     }
                     for s in qb.chunks_exact(16) {
                         self.bsums.push(s.iter().map(|&q| q as i32).sum());
@@ -109,6 +109,14 @@ impl Q8Vec {
             }
         }
     }
+}
+
+/// `v` rounded to the nearest integer, ties to even, for `|v| < 2^22` (ggml's `nearest_int`:
+/// adding 1.5 * 2^23 leaves the integer in the low mantissa bits; no libm call, vectorisable).
+#[inline(always)]
+fn nearest_int(v: f32) -> i32 {
+    let bits = (v + 12_582_912.0).to_bits();
+    (bits & 0x007F_FFFF) as i32 - 0x0040_0000
 }
 
 /// `dst[j] = row(r0 + j) · x` for the `rows` rows from `r0` of `w` (a type whose
@@ -489,6 +497,17 @@ mod tests {
     fn dequantized(x: &Q8Vec) -> Vec<f32> {
         let block = if x.format == Some(Format::Q8K) { QK_K } else { 32 };
         x.qs.iter().enumerate().map(|(i, &q)| x.d[i / block] * q as f32).collect()
+    }
+
+    #[test]
+    fn nearest_int_rounds_half_to_even() {
+        for (v, want) in [(0.5, 0), (1.5, 2), (-0.5, 0), (-1.5, -2), (126.6, 127), (-127.0, -127)] {
+            assert_eq!(nearest_int(v), want, "{v}");
+        }
+        for i in -4000..4000 {
+            let v = i as f32 * 0.0371;
+            assert_eq!(nearest_int(v), v.round_ties_even() as i32);
+        }
     }
 
     #[test]
