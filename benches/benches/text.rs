@@ -73,7 +73,7 @@ fn kernels(c: &mut Criterion) {
     for (ty, rows, cols) in [
         (GgmlType::Q4_1, 1536, 576),
         (GgmlType::Q8_0, 49152, 576),
-        (GgmlType::Q4_1, 160_000, 576),
+        (GgmlType::Q8_0, 262_144, 640),
         (GgmlType::Q5_0, 2048, 640),
         (GgmlType::Q4_K, 640, 2048),
         (GgmlType::Q6_K, 640, 2048),

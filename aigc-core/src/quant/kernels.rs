@@ -513,6 +513,7 @@ unsafe fn rows_dot_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], n: usize
         (GgmlType::Q4_1 | GgmlType::Q8_0 | GgmlType::Q5_0, 1) => unsafe {
             matvec_avx2(w, r0, rows, x, dst)
         },
+        (GgmlType::Q4_K | GgmlType::Q6_K, 1) => unsafe { matvec_k_avx2(w, r0, rows, x, dst) },
         _ => rows_dot_with::<Avx2>(w, r0, rows, x, n, dst),
     }
 }
@@ -622,6 +623,113 @@ pub(crate) fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     _mm_cvtss_f32(s)
+}
+
+/// `dst[j] = row(r0 + j) · x` for Q4_K and Q6_K with f32 activations: each sub-block's
+/// integers are widened to f32 and multiplied with `x` in 8-lane FMAs, and the sum scaled by
+/// the sub-block's scale; the mins (Q4_K) and the `- 32` offset (Q6_K) are applied to sums of
+/// `x` per sub-block, computed once per call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matvec_k_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let q4k = w.ty == GgmlType::Q4_K;
+    let sub = if q4k { 32 } else { 16 };
+    let xsum: Vec<f32> = x.chunks_exact(sub).map(|c| c.iter().sum()).collect();
+    let blocks = w.cols / super::QK_K;
+    let bytes = w.ty.type_size();
+    /// 32 bytes of small unsigned integers times 32 values of `x`: two 16-value sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn dot32(q: __m256i, x: *const f32) -> (__m256, __m256) {
+        // SAFETY: `x` points at 32 readable values.
+        unsafe {
+            let lo = _mm256_castsi256_si128(q);
+            let hi = _mm256_extracti128_si256(q, 1);
+            let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+            let a = _mm256_mul_ps(f(lo), _mm256_loadu_ps(x));
+            let a = _mm256_fmadd_ps(f(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x.add(8)), a);
+            let b = _mm256_mul_ps(f(hi), _mm256_loadu_ps(x.add(16)));
+            let b = _mm256_fmadd_ps(f(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x.add(24)), b);
+            (a, b)
+        }
+    }
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m2 = _mm256_set1_epi8(0x03);
+    // SAFETY (all loads): a row holds `blocks` blocks of `bytes` bytes and `x` `cols` values.
+    unsafe {
+        for j in 0..rows {
+            let row = w.data.as_ptr().add((r0 + j) * w.row_bytes);
+            let mut acc = _mm256_setzero_ps();
+            let mut corr = 0f32;
+            for b in 0..blocks {
+                let blk = row.add(b * bytes);
+                let xb = x.as_ptr().add(b * super::QK_K);
+                if q4k {
+                    let d = half_at(blk);
+                    let dmin = half_at(blk.add(2));
+                    let scales = std::slice::from_raw_parts(blk.add(4), 12);
+                    for jj in 0..4 {
+                        let q = _mm256_loadu_si256(blk.add(16 + 32 * jj).cast());
+                        for (h, v) in
+                            [_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)]
+                                .into_iter()
+                                .enumerate()
+                        {
+                            let sb = 2 * jj + h;
+                            let (sc, m) = super::scale_min_k4(sb, scales);
+                            let (s0, s1) = dot32(v, xb.add(32 * sb));
+                            acc = _mm256_fmadd_ps(
+                                _mm256_set1_ps(d * sc as f32),
+                                _mm256_add_ps(s0, s1),
+                                acc,
+                            );
+                            corr -= dmin * m as f32 * xsum[b * 8 + sb];
+                        }
+                    }
+                } else {
+                    let d = half_at(blk.add(208));
+                    let scales = std::slice::from_raw_parts(blk.add(192), 16);
+                    for n in 0..2 {
+                        let ql0 = _mm256_loadu_si256(blk.add(64 * n).cast());
+                        let ql1 = _mm256_loadu_si256(blk.add(64 * n + 32).cast());
+                        let qh = _mm256_loadu_si256(blk.add(128 + 32 * n).cast());
+                        let high = |shift: i32| {
+                            let h = match shift {
+                                0 => qh,
+                                2 => _mm256_srli_epi16(qh, 2),
+                                4 => _mm256_srli_epi16(qh, 4),
+                                _ => _mm256_srli_epi16(qh, 6),
+                            };
+                            _mm256_slli_epi16(_mm256_and_si256(h, m2), 4)
+                        };
+                        let q = [
+                            _mm256_or_si256(_mm256_and_si256(ql0, m4), high(0)),
+                            _mm256_or_si256(_mm256_and_si256(ql1, m4), high(2)),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                high(4),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                high(6),
+                            ),
+                        ];
+                        for (k, q) in q.into_iter().enumerate() {
+                            let (s0, s1) = dot32(q, xb.add(128 * n + 32 * k));
+                            let sc0 = d * (scales[8 * n + 2 * k] as i8) as f32;
+                            let sc1 = d * (scales[8 * n + 2 * k + 1] as i8) as f32;
+                            acc = _mm256_fmadd_ps(_mm256_set1_ps(sc0), s0, acc);
+                            acc = _mm256_fmadd_ps(_mm256_set1_ps(sc1), s1, acc);
+                            let x16 = b * 16 + 8 * n + 2 * k;
+                            corr -= 32.0 * (sc0 * xsum[x16] + sc1 * xsum[x16 + 1]);
+                        }
+                    }
+                }
+            }
+            dst[j] = hsum(acc) + corr;
+        }
+    }
 }
 
 /// Partial sums of a dot product, 8 lanes wide.
