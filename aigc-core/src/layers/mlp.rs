@@ -72,7 +72,10 @@ impl GatedMlp {
                 super::linear::host_matmul(u, &xs, n, &mut up);
             }
             let act = self.activation;
-            gate.iter_mut().zip(&up).for_each(|(g, &u)| *g = act.apply_scalar(*g) * u);
+            crate::quant::kernels::par_parts(&mut gate, 1 << 16, &|at, part| {
+                let up = &up[at..at + part.len()];
+                part.iter_mut().zip(up).for_each(|(g, &u)| *g = act.apply_scalar(*g) * u);
+            });
             let mut out = vec![0f32; n * down.rows()];
             super::linear::host_matmul(down, &gate, n, &mut out);
             return super::from_host(out, [b, s, down.rows()], &device);

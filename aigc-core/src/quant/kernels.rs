@@ -75,6 +75,22 @@ pub(crate) fn run_parallel(f: &(dyn Fn(usize, usize) + Sync)) {
     pool.run(&|i| f(i, n));
 }
 
+/// `f(offset, part)` over `data` cut into one part per thread of the kernels' pool (one part,
+/// on the calling thread, when `data` is shorter than `min_len`).
+pub(crate) fn par_parts(data: &mut [f32], min_len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    if data.len() < min_len {
+        f(0, data);
+        return;
+    }
+    let len = data.len();
+    let dst = Out(data.as_mut_ptr());
+    run_parallel(&|i, n| {
+        let r = pool::share(len, i, n, 16);
+        // SAFETY: the threads' shares are disjoint ranges of `data`.
+        f(r.start, unsafe { dst.slice(r.start, r.len()) });
+    });
+}
+
 /// Thread `i`'s share of `0..len` when `n` threads split it evenly.
 pub(crate) fn share_rows(len: usize, i: usize, n: usize) -> std::ops::Range<usize> {
     pool::share(len, i, n, 1)
@@ -89,6 +105,11 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
+    /// The pointer `start` values in (for writes with strides, in the caller's range).
+    fn at(self, start: usize) -> *mut f32 {
+        self.0.wrapping_add(start)
+    }
+
     /// `len` values from `start`.
     /// SAFETY: the caller owns that range of the buffer for the duration of the job.
     unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
@@ -192,10 +213,14 @@ impl QMatrix {
             with_acts(&[self], x, |acts| self.matvec(acts[0], out));
             return;
         }
+        if n >= GEMM_MIN_ROWS {
+            self.gemm(x, n, out);
+            return;
+        }
         // Rows in parallel; each task writes its rows for every activation row into a
         // `[rows, n]` buffer (contiguous per task), transposed into `out` afterwards.
         scratch.resize(n * self.rows, 0.0);
-        if n < GEMM_MIN_ROWS && self.rows * self.cols * n < SERIAL_MAX_WEIGHTS {
+        if self.rows * self.cols * n < SERIAL_MAX_WEIGHTS {
             // Too little work to pay for waking other threads.
             rows_dot(self, 0, self.rows, x, n, scratch);
         } else {
@@ -224,22 +249,26 @@ impl QMatrix {
         });
     }
 
+    /// Fewer than [`GEMM_MIN_ROWS`] activation rows: `target` is `[rows, n]`.
     fn parallel(&self, x: &[f32], n: usize, target: &mut [f32]) {
         let pool = pool();
         let threads = pool.threads();
         let dst = Out(target.as_mut_ptr());
-        if n < GEMM_MIN_ROWS {
-            pool.run(&|i| {
-                let r = pool::share(self.rows, i, threads, ROW_ALIGN);
-                // SAFETY: the shares of the threads are disjoint row ranges of `target`.
-                let dst = unsafe { dst.slice(r.start * n, r.len() * n) };
-                rows_dot(self, r.start, r.len(), x, n, dst);
-            });
-            return;
-        }
-        // Many activation rows (a prompt): decode a panel of weight rows to f32 once and
-        // multiply it with a real GEMM. Panels stay small enough for L2; thread `i` takes
-        // panels `i, i + threads, ...`.
+        pool.run(&|i| {
+            let r = pool::share(self.rows, i, threads, ROW_ALIGN);
+            // SAFETY: the shares of the threads are disjoint row ranges of `target`.
+            let dst = unsafe { dst.slice(r.start * n, r.len() * n) };
+            rows_dot(self, r.start, r.len(), x, n, dst);
+        });
+    }
+
+    /// Many activation rows (a prompt): each panel of weight rows is decoded to f32 once and
+    /// multiplied with a real GEMM straight into its columns of `out` (`[n, rows]`). Panels
+    /// stay small enough for L2; thread `i` takes panels `i, i + threads, ...`.
+    fn gemm(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        let pool = pool();
+        let threads = pool.threads();
+        let dst = Out(out.as_mut_ptr());
         let panels = self.rows.div_ceil(PANEL_ROWS);
         pool.run(&|i| {
             let mut panel = Vec::new();
@@ -248,18 +277,17 @@ impl QMatrix {
                 let rows = PANEL_ROWS.min(self.rows - r0);
                 panel.resize(rows * self.cols, 0f32);
                 decode_panel(self, r0, rows, &mut panel);
-                // SAFETY: panel `p`'s rows of `target` belong to this thread alone.
-                let dst = unsafe { dst.slice(r0 * n, rows * n) };
-                // dst[r * n + i] = Σ_k x[i * cols + k] * panel[r * cols + k]
-                // SAFETY: every pointer and stride stays inside `x`, `panel` and `dst`.
+                // out[i * self.rows + r0 + r] = Σ_k x[i * cols + k] * panel[r * cols + k]
+                // SAFETY: every pointer and stride stays inside `x`, `panel` and `out`; the
+                // columns r0..r0 + rows of `out` are this thread's alone.
                 unsafe {
                     gemm::gemm(
                         n,
                         rows,
                         self.cols,
-                        dst.as_mut_ptr(),
-                        n as isize,
+                        dst.at(r0),
                         1,
+                        self.rows as isize,
                         false,
                         x.as_ptr(),
                         1,
