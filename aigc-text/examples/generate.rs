@@ -18,12 +18,16 @@ use aigc_text::{GenerationConfig, Generator, Message, Prompt, SamplingParams};
 const USAGE: &str =
     "usage: generate [--model PATH|ID] --prompt TEXT [--chat] [--system TEXT] [--max-tokens N]
                 [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]
-                [--seed S] [--stop TEXT]... [--ignore-eos] [--context N] [--device NAME] [--json]
+                [--seed S] [--stop TEXT]... [--ignore-eos] [--context N] [--device NAME]
+                [--threads N] [--activations f32|q8] [--json]
 
   --model       a GGUF file, a Hugging Face directory, or a model id (default smollm2-135m-instruct)
   --chat        render the prompt as a user message with the model's chat template
   --temperature 0 is greedy (default 0.8); other sampler defaults are llama.cpp's
   --device      flex (default), ndarray, wgpu, cuda (as compiled in); or set AIGC_DEVICE
+  --threads     CPU threads for the quantized kernels (default: one per core; or AIGC_THREADS)
+  --activations q8: quantize activations to 8 bits when decoding on a CPU, as llama.cpp does
+                (faster; logits move by a few tenths); f32 (default): as transformers computes
   --json        print one JSON object instead of streaming text";
 
 struct Args {
@@ -77,6 +81,18 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => s.seed = num("--seed", value("--seed")?)?,
             "--stop" => args.config.stop.push(value("--stop")?),
             "--ignore-eos" => args.config.ignore_eos = true,
+            "--threads" => {
+                let n: usize = num("--threads", value("--threads")?)?;
+                aigc_core::quant::kernels::set_num_threads(n).map_err(|e| e.to_string())?;
+            }
+            "--activations" => {
+                use aigc_core::quant::kernels::{Activations, set_activations};
+                set_activations(match value("--activations")?.as_str() {
+                    "f32" => Activations::F32,
+                    "q8" => Activations::Q8,
+                    other => return Err(format!("--activations: `{other}` is not f32 or q8")),
+                });
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }

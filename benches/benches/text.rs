@@ -1,6 +1,6 @@
 //! LLM speed on the real models, single sequence: prefill tokens/s for a 128-token prompt and
-//! decode tokens/s for 128 greedy tokens, per compiled CPU backend; and the quantized
-//! matrix-vector kernels on the models' shapes.
+//! decode tokens/s for 128 greedy tokens, per compiled CPU backend (decoding with f32 and with
+//! 8-bit activations); and the quantized matrix-vector kernels on the models' shapes.
 //!
 //! `cargo bench -p aigc-benches --bench text` (models from `scripts/fetch-models.sh`;
 //! `AIGC_THREADS` sets the kernel threads). Criterion reports time per iteration: one
@@ -44,25 +44,35 @@ fn models(c: &mut Criterion) {
                 });
             });
             group.throughput(Throughput::Elements(1));
-            group.bench_function("decode_step_after_128", |b| {
-                let mut cache = model.new_cache(PROMPT + DECODE + 8).unwrap();
-                let mut step = 0u32;
-                // Only the decode steps are timed: refilling the cache with the prompt is not.
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        if cache.is_empty() || cache.len() >= PROMPT + DECODE {
-                            cache.reset();
-                            model.forward(&ids, &mut cache, false).unwrap();
+            // Decoding with f32 activations (the default) and with 8-bit ones (llama.cpp's).
+            for (act, name) in [
+                (Activations::F32, "decode_step_after_128"),
+                (Activations::Q8, "decode_step_after_128_q8"),
+            ] {
+                set_activations(act);
+                group.bench_function(name, |b| {
+                    let mut cache = model.new_cache(PROMPT + DECODE + 8).unwrap();
+                    let mut step = 0u32;
+                    // Only the decode steps are timed: refilling the cache with the prompt is
+                    // not.
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            if cache.is_empty() || cache.len() >= PROMPT + DECODE {
+                                cache.reset();
+                                model.forward(&ids, &mut cache, false).unwrap();
+                            }
+                            step += 1;
+                            let t = std::time::Instant::now();
+                            let logits = model.forward(&[1000 + step % 5000], &mut cache, false);
+                            black_box(logits.unwrap());
+                            total += t.elapsed();
                         }
-                        step += 1;
-                        let t = std::time::Instant::now();
-                        black_box(model.forward(&[1000 + step % 5000], &mut cache, false).unwrap());
-                        total += t.elapsed();
-                    }
-                    total
+                        total
+                    });
                 });
-            });
+            }
+            set_activations(Activations::F32);
             group.finish();
         }
     }
