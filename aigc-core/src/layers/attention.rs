@@ -289,49 +289,49 @@ fn host_attention(
         let (ck, cv) = cache.host.as_ref().expect("host cache");
         // The keys: cached slots holding positions before `start` (slots of later positions,
         // left from an earlier sequence, are ignored), then the new tokens (stored after).
-        let mut keys: Vec<(Key, usize)> = cache
-            .slot_pos
-            .iter()
-            .enumerate()
-            .filter_map(|(s, p)| p.filter(|&p| p < start).map(|p| (Key::Slot(s), p)))
-            .collect();
-        keys.extend((0..n).map(|j| (Key::New(j), start + j)));
-        let rows = heads * n;
-        let dst = SyncOut(out.as_mut_ptr());
-        let work = |t: usize, threads: usize| {
-            let mut scores = Vec::with_capacity(keys.len());
-            let mut picked: Vec<(&[f32], &[f32])> = Vec::with_capacity(keys.len());
-            for r in crate::quant::kernels::share_rows(rows, t, threads) {
-                let (h, i) = (r / n, r % n);
-                let kv = h / group;
-                let qp = start + i;
-                picked.clear();
-                picked.extend(
-                    keys.iter()
-                        .filter(|&&(_, kp)| kp <= qp && window.is_none_or(|w| qp - kp < w))
-                        .map(|&(key, _)| {
-                            let o = match key {
-                                Key::Slot(s) => (kv * slots + s) * d,
-                                Key::New(j) => (kv * n + j) * d,
-                            };
-                            match key {
-                                Key::Slot(_) => (&ck[o..o + d], &cv[o..o + d]),
-                                Key::New(_) => (&k_new[o..o + d], &v_new[o..o + d]),
-                            }
-                        }),
-                );
-                let qv = &q[(h * n + i) * d..(h * n + i + 1) * d];
-                // SAFETY: each (head, query) row of `out` is written by one thread only.
-                let row = unsafe { dst.row(r, d) };
-                attend_one(qv, &picked, scale, softcap, &mut scores, row);
+        KEYS.with_borrow_mut(|keys| {
+            keys.clear();
+            keys.extend(
+                cache
+                    .slot_pos
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(s, p)| p.filter(|&p| p < start).map(|p| (Key::Slot(s), p))),
+            );
+            keys.extend((0..n).map(|j| (Key::New(j), start + j)));
+            let keys = &*keys;
+            let rows = heads * n;
+            let dst = SyncOut(out.as_mut_ptr());
+            let work = |t: usize, threads: usize| {
+                ROW_SCRATCH.with_borrow_mut(|(scores, picked)| {
+                    for r in crate::quant::kernels::share_rows(rows, t, threads) {
+                        let (h, i) = (r / n, r % n);
+                        let kv = h / group;
+                        let qp = start + i;
+                        picked.clear();
+                        picked.extend(
+                            keys.iter()
+                                .filter(|&&(_, kp)| kp <= qp && window.is_none_or(|w| qp - kp < w))
+                                .map(|&(key, _)| match key {
+                                    Key::Slot(s) => Key::Slot((kv * slots + s) * d),
+                                    Key::New(j) => Key::New((kv * n + j) * d),
+                                }),
+                        );
+                        let kv = Sources { cache: (ck, cv), new: (k_new, v_new), d };
+                        let qv = &q[(h * n + i) * d..(h * n + i + 1) * d];
+                        // SAFETY: each (head, query) row of `out` is written by one thread only.
+                        let row = unsafe { dst.row(r, d) };
+                        attend_one(qv, &kv, picked, scale, softcap, scores, row);
+                    }
+                });
+            };
+            // Split when there is enough work to pay for waking the other threads.
+            if rows * keys.len() * d < 64 * 1024 {
+                work(0, 1);
+            } else {
+                crate::quant::kernels::run_parallel(&work);
             }
-        };
-        // Split when there is enough work to pay for waking the other threads.
-        if rows * keys.len() * d < 64 * 1024 {
-            work(0, 1);
-        } else {
-            crate::quant::kernels::run_parallel(&work);
-        }
+        });
     }
     // Store the newest `min(n, slots)` tokens in their slots (ring slots when windowed).
     let (ck, cv) = cache.host.as_mut().expect("host cache");
@@ -349,11 +349,37 @@ fn host_attention(
     out
 }
 
-/// Where a key and its value are: a cache slot, or the `j`-th new token.
+/// Where a key and its value are: a cache slot, or the `j`-th new token (or, once a head is
+/// chosen, the offset of its row in the cache or in the new keys).
 #[derive(Clone, Copy)]
 enum Key {
     Slot(usize),
     New(usize),
+}
+
+/// The key and value rows of one head: in the cache and among the new tokens.
+struct Sources<'a> {
+    cache: (&'a [f32], &'a [f32]),
+    new: (&'a [f32], &'a [f32]),
+    d: usize,
+}
+
+impl Sources<'_> {
+    #[inline(always)]
+    fn get(&self, key: Key) -> (&[f32], &[f32]) {
+        let ((k, v), o) = match key {
+            Key::Slot(o) => (self.cache, o),
+            Key::New(o) => (self.new, o),
+        };
+        (&k[o..o + self.d], &v[o..o + self.d])
+    }
+}
+
+thread_local! {
+    /// The keys a call attends over, with their positions (on the calling thread).
+    static KEYS: std::cell::RefCell<Vec<(Key, usize)>> = Default::default();
+    /// Per thread: scores and the rows a query sees.
+    static ROW_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<Key>)> = Default::default();
 }
 
 #[derive(Clone, Copy)]
@@ -370,10 +396,11 @@ impl SyncOut {
     }
 }
 
-/// `dst = softmax(q·k * scale) · v` over `keys` (pairs of key and value rows).
+/// `dst = softmax(q·k * scale) · v` over the `keys` rows of `kv`.
 fn attend_one(
     q: &[f32],
-    keys: &[(&[f32], &[f32])],
+    kv: &Sources<'_>,
+    keys: &[Key],
     scale: f32,
     softcap: Option<f32>,
     scores: &mut Vec<f32>,
@@ -383,11 +410,11 @@ fn attend_one(
     {
         if crate::quant::kernels::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
-            unsafe { attend_one_avx2(q, keys, scale, softcap, scores, dst) };
+            unsafe { attend_one_avx2(q, kv, keys, scale, softcap, scores, dst) };
             return;
         }
     }
-    attend_one_generic(q, keys, scale, softcap, scores, dst)
+    attend_one_generic(q, kv, keys, scale, softcap, scores, dst)
 }
 
 /// [`attend_one_generic`] compiled with AVX2 and FMA, so that LLVM vectorises its loops.
@@ -395,26 +422,28 @@ fn attend_one(
 #[target_feature(enable = "avx2,fma")]
 fn attend_one_avx2(
     q: &[f32],
-    keys: &[(&[f32], &[f32])],
+    kv: &Sources<'_>,
+    keys: &[Key],
     scale: f32,
     softcap: Option<f32>,
     scores: &mut Vec<f32>,
     dst: &mut [f32],
 ) {
-    attend_one_generic(q, keys, scale, softcap, scores, dst)
+    attend_one_generic(q, kv, keys, scale, softcap, scores, dst)
 }
 
 #[inline(always)]
 fn attend_one_generic(
     q: &[f32],
-    keys: &[(&[f32], &[f32])],
+    kv: &Sources<'_>,
+    keys: &[Key],
     scale: f32,
     softcap: Option<f32>,
     scores: &mut Vec<f32>,
     dst: &mut [f32],
 ) {
     scores.clear();
-    scores.extend(keys.iter().map(|(k, _)| dot(q, k) * scale));
+    scores.extend(keys.iter().map(|&key| dot(q, kv.get(key).0) * scale));
     if let Some(cap) = softcap {
         scores.iter_mut().for_each(|s| *s = (*s / cap).tanh() * cap);
     }
@@ -425,8 +454,8 @@ fn attend_one_generic(
         sum += *s;
     }
     dst.fill(0.0);
-    for (&p, (_, v)) in scores.iter().zip(keys) {
-        dst.iter_mut().zip(v.iter()).for_each(|(o, &v)| *o += p * v);
+    for (&p, &key) in scores.iter().zip(keys) {
+        dst.iter_mut().zip(kv.get(key).1).for_each(|(o, &v)| *o += p * v);
     }
     if sum > 0.0 {
         let inv = 1.0 / sum;

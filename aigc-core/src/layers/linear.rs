@@ -77,34 +77,43 @@ pub(crate) fn quantized_forward(w: &QMatrix, x: Tensor<3>, device: &Device) -> T
 /// `x @ W^T + b` for several layers that read the same input (a layer's q/k/v, or gate and up):
 /// on the CPU, one decoding step's quantized products run in one parallel region.
 pub fn forward_group(layers: &[&QLinear], x: Tensor<3>) -> Vec<Tensor<3>> {
+    use crate::quant::kernels::MAX_GROUP;
     let [b, s, d] = x.dims();
-    let quantized: Option<Vec<(&QMatrix, &Device)>> = layers
-        .iter()
-        .map(|l| match &l.weight {
-            Weight::Quantized(q, device) => Some((q, device)),
-            Weight::Dense(_) => None,
-        })
-        .collect();
-    match quantized {
-        Some(qs) if b * s == 1 && !qs.is_empty() => {
-            debug_assert!(qs.iter().all(|(q, _)| q.cols() == d));
-            let xs = host_f32(x);
-            let mut outs: Vec<Vec<f32>> = qs.iter().map(|(q, _)| vec![0f32; q.rows()]).collect();
-            {
-                let mats: Vec<&QMatrix> = qs.iter().map(|(q, _)| *q).collect();
-                let mut slices: Vec<&mut [f32]> =
-                    outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-                crate::quant::kernels::matvec_many(&mats, &xs, &mut slices);
+    let mut mats: [Option<&QMatrix>; MAX_GROUP] = [None; MAX_GROUP];
+    let grouped = b * s == 1
+        && !layers.is_empty()
+        && layers.len() <= MAX_GROUP
+        && layers.iter().zip(mats.iter_mut()).all(|(l, m)| match &l.weight {
+            Weight::Quantized(q, _) => {
+                *m = Some(q);
+                true
             }
-            outs.into_iter()
-                .zip(layers.iter().zip(&qs))
-                .map(|(o, (layer, (q, device)))| {
-                    layer.add_bias(Tensor::from_data(TensorData::new(o, [1, 1, q.rows()]), *device))
-                })
-                .collect()
-        }
-        _ => layers.iter().map(|l| l.forward(x.clone())).collect(),
+            Weight::Dense(_) => false,
+        });
+    if !grouped {
+        return layers.iter().map(|l| l.forward(x.clone())).collect();
     }
+    let mats: [&QMatrix; MAX_GROUP] =
+        std::array::from_fn(|i| mats[i].unwrap_or(mats[0].expect("a layer")));
+    let mats = &mats[..layers.len()];
+    debug_assert!(mats.iter().all(|q| q.cols() == d));
+    let device = x.device();
+    let xs = host_f32(x);
+    let mut outs: Vec<Vec<f32>> = mats.iter().map(|q| vec![0f32; q.rows()]).collect();
+    {
+        let mut slices: [&mut [f32]; MAX_GROUP] = Default::default();
+        for (s, o) in slices.iter_mut().zip(outs.iter_mut()) {
+            *s = o.as_mut_slice();
+        }
+        crate::quant::kernels::matvec_many(mats, &xs, &mut slices[..layers.len()]);
+    }
+    outs.into_iter()
+        .zip(layers)
+        .map(|(o, layer)| {
+            let n = o.len();
+            layer.add_bias(Tensor::from_data(TensorData::new(o, [1, 1, n]), &device))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]

@@ -41,6 +41,11 @@ impl Activation {
     }
 }
 
+thread_local! {
+    /// The gate and up projections of the CPU path (reused: no allocation per token).
+    static MLP_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = Default::default();
+}
+
 /// `down(act(gate(x)) * up(x))`.
 #[derive(Debug, Clone)]
 pub struct GatedMlp {
@@ -64,20 +69,28 @@ impl GatedMlp {
             let ([b, s, _], device) = (x.dims(), x.device());
             let n = b * s;
             let xs = super::to_host(x);
-            let (mut gate, mut up) = (vec![0f32; n * g.rows()], vec![0f32; n * u.rows()]);
-            if n == 1 {
-                crate::quant::kernels::matvec_many(&[g, u], &xs, &mut [&mut gate, &mut up]);
-            } else {
-                super::linear::host_matmul(g, &xs, n, &mut gate);
-                super::linear::host_matmul(u, &xs, n, &mut up);
-            }
-            let act = self.activation;
-            crate::quant::kernels::par_parts(&mut gate, 1 << 16, &|at, part| {
-                let up = &up[at..at + part.len()];
-                part.iter_mut().zip(up).for_each(|(g, &u)| *g = act.apply_scalar(*g) * u);
-            });
             let mut out = vec![0f32; n * down.rows()];
-            super::linear::host_matmul(down, &gate, n, &mut out);
+            MLP_SCRATCH.with_borrow_mut(|(gate, up)| {
+                gate.resize(n * g.rows(), 0.0);
+                up.resize(n * u.rows(), 0.0);
+                if n == 1 {
+                    crate::quant::kernels::matvec_many(
+                        &[g, u],
+                        &xs,
+                        &mut [&mut gate[..], &mut up[..]],
+                    );
+                } else {
+                    super::linear::host_matmul(g, &xs, n, gate);
+                    super::linear::host_matmul(u, &xs, n, up);
+                }
+                let act = self.activation;
+                let up = &up[..];
+                crate::quant::kernels::par_parts(gate, 1 << 16, &|at, part| {
+                    let up = &up[at..at + part.len()];
+                    part.iter_mut().zip(up).for_each(|(g, &u)| *g = act.apply_scalar(*g) * u);
+                });
+                super::linear::host_matmul(down, gate, n, &mut out);
+            });
             return super::from_host(out, [b, s, down.rows()], &device);
         }
         let [gate, up]: [Tensor<3>; 2] =

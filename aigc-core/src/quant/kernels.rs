@@ -584,8 +584,8 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
     let blocks = w.cols / 32;
     let q41 = w.ty == GgmlType::Q4_1;
     let q50 = w.ty == GgmlType::Q5_0;
-    let xsum: Vec<f32> =
-        if q41 || q50 { x.chunks_exact(32).map(|b| b.iter().sum()).collect() } else { Vec::new() };
+    let (mut stack, mut heap) = ([0f32; XSUM_STACK], Vec::new());
+    let xsum = if q41 || q50 { block_sums(x, 32, &mut stack, &mut heap) } else { &[][..] };
     let bytes = w.ty.type_size();
     // SAFETY (all loads): a row holds `blocks` blocks of `bytes` bytes, `x` holds `cols` values;
     // every offset below stays inside them.
@@ -641,6 +641,31 @@ unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut 
     }
 }
 
+/// Sums of `x` per block, kept on the stack up to this many blocks.
+const XSUM_STACK: usize = 1024;
+
+/// The sum of each `block` values of `x`, in `stack` when it fits (no allocation), else in
+/// `heap`.
+#[inline(always)]
+fn block_sums<'a>(
+    x: &[f32],
+    block: usize,
+    stack: &'a mut [f32; XSUM_STACK],
+    heap: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let n = x.len() / block;
+    let dst: &mut [f32] = if n <= XSUM_STACK {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, 0.0);
+        heap
+    };
+    for (d, c) in dst.iter_mut().zip(x.chunks_exact(block)) {
+        *d = c.iter().sum();
+    }
+    dst
+}
+
 /// The sum of the 8 lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -663,7 +688,8 @@ unsafe fn matvec_k_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mu
     use std::arch::x86_64::*;
     let q4k = w.ty == GgmlType::Q4_K;
     let sub = if q4k { 32 } else { 16 };
-    let xsum: Vec<f32> = x.chunks_exact(sub).map(|c| c.iter().sum()).collect();
+    let (mut stack, mut heap) = ([0f32; XSUM_STACK], Vec::new());
+    let xsum = block_sums(x, sub, &mut stack, &mut heap);
     let blocks = w.cols / super::QK_K;
     let bytes = w.ty.type_size();
     /// 32 bytes of small unsigned integers times 32 values of `x`: two 16-value sums.
