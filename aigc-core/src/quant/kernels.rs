@@ -684,6 +684,7 @@ pub(crate) fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
 /// `x` per sub-block, computed once per call.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::needless_range_loop)] // pointer arithmetic by row and block index
 unsafe fn matvec_k_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut [f32]) {
     use std::arch::x86_64::*;
     let q4k = w.ty == GgmlType::Q4_K;
