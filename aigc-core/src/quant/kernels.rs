@@ -1033,6 +1033,37 @@ pub(crate) mod tests {
         }
     }
 
+    /// The portable path (what a CPU without AVX2 runs) on every type.
+    #[test]
+    fn portable_path_matches_dequantize_then_dot() {
+        let mut seed = 9;
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+            GgmlType::F16,
+        ] {
+            let (rows, cols) = (13, 512);
+            let w = random_matrix(ty, rows, cols, &mut seed);
+            for n in [1, 3] {
+                let x: Vec<f32> = (0..n * cols).map(|_| rng(&mut seed)).collect();
+                let mut got = vec![0f32; n * rows]; // [rows, n]
+                rows_dot_with::<Scalar>(&w, 0, rows, &x, n, &mut got);
+                let want = reference(&w, &x, n);
+                let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+                for r in 0..rows {
+                    for i in 0..n {
+                        let (g, e) = (got[r * n + i], want[i * rows + r]);
+                        assert!((g - e).abs() <= 1e-5 * scale, "{}: {g} vs {e}", ty.name());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn thread_count_is_settable_and_results_do_not_depend_on_it() {
         let mut seed = 3;
