@@ -580,63 +580,160 @@ pub(crate) fn spread_bits(bits: u32) -> std::arch::x86_64::__m128i {
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::needless_range_loop)] // pointer arithmetic by block index
 unsafe fn matvec_avx2(w: &QMatrix, r0: usize, rows: usize, x: &[f32], dst: &mut [f32]) {
+    let (mut stack, mut heap) = ([0f32; XSUM_STACK], Vec::new());
+    // SAFETY: forwarded from the caller (AVX2, FMA, F16C present).
+    unsafe {
+        match w.ty {
+            GgmlType::Q4_1 => {
+                let xsum = block_sums(x, 32, &mut stack, &mut heap);
+                matvec_avx2_as::<F_Q4_1>(w, r0, rows, x, xsum, dst)
+            }
+            GgmlType::Q5_0 => {
+                let xsum = block_sums(x, 32, &mut stack, &mut heap);
+                matvec_avx2_as::<F_Q5_0>(w, r0, rows, x, xsum, dst)
+            }
+            _ => matvec_avx2_as::<F_Q8_0>(w, r0, rows, x, &[], dst),
+        }
+    }
+}
+
+const F_Q4_1: u8 = 0;
+const F_Q5_0: u8 = 1;
+const F_Q8_0: u8 = 2;
+
+/// Block `b` of a row: its scale, its 32 integers widened to i32 (four vectors of 8), and its
+/// term outside the scaled sum (`m Σx` for Q4_1, `-16 d Σx` for Q5_0).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn block_f32<const T: u8>(
+    blk: *const u8,
+    xsum: f32,
+) -> (f32, [std::arch::x86_64::__m256i; 4], f32) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller passes a whole block.
+    unsafe {
+        let mask = _mm_set1_epi8(0x0F);
+        let d = half_at(blk);
+        let widen = |lo: __m128i, hi: __m128i| {
+            [
+                _mm256_cvtepu8_epi32(lo),
+                _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)),
+                _mm256_cvtepu8_epi32(hi),
+                _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)),
+            ]
+        };
+        match T {
+            F_Q4_1 => {
+                let qs = _mm_loadu_si128(blk.add(4).cast());
+                let lo = _mm_and_si128(qs, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
+                (d, widen(lo, hi), half_at(blk.add(2)) * xsum)
+            }
+            F_Q5_0 => {
+                let qh = blk.add(2).cast::<u32>().read_unaligned();
+                let qs = _mm_loadu_si128(blk.add(6).cast());
+                // Bit j of `qh` is the fifth bit of value j.
+                let lo = _mm_or_si128(_mm_and_si128(qs, mask), spread_bits(qh & 0xFFFF));
+                let hi =
+                    _mm_or_si128(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), spread_bits(qh >> 16));
+                (d, widen(lo, hi), -16.0 * d * xsum)
+            }
+            _ => {
+                let qs = blk.add(2);
+                let q = [
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.cast())),
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(8).cast())),
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(16).cast())),
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(24).cast())),
+                ];
+                (d, q, 0.0)
+            }
+        }
+    }
+}
+
+/// `Σ q x` over one block as 8 lanes, as two independent FMA chains.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn block_dot(
+    q: [std::arch::x86_64::__m256i; 4],
+    x: [std::arch::x86_64::__m256; 4],
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let a = _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(q[1]),
+        x[1],
+        _mm256_mul_ps(_mm256_cvtepi32_ps(q[0]), x[0]),
+    );
+    let b = _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(q[3]),
+        x[3],
+        _mm256_mul_ps(_mm256_cvtepi32_ps(q[2]), x[2]),
+    );
+    _mm256_add_ps(a, b)
+}
+
+/// Two rows per iteration (but for Q8_0) share the activation loads.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matvec_avx2_as<const T: u8>(
+    w: &QMatrix,
+    r0: usize,
+    rows: usize,
+    x: &[f32],
+    xsum: &[f32],
+    dst: &mut [f32],
+) {
     use std::arch::x86_64::*;
     let blocks = w.cols / 32;
-    let q41 = w.ty == GgmlType::Q4_1;
-    let q50 = w.ty == GgmlType::Q5_0;
-    let (mut stack, mut heap) = ([0f32; XSUM_STACK], Vec::new());
-    let xsum = if q41 || q50 { block_sums(x, 32, &mut stack, &mut heap) } else { &[][..] };
     let bytes = w.ty.type_size();
+    let sum_at = |b: usize| if T == F_Q8_0 { 0.0 } else { xsum[b] };
     // SAFETY (all loads): a row holds `blocks` blocks of `bytes` bytes, `x` holds `cols` values;
     // every offset below stays inside them.
     unsafe {
-        let mask = _mm_set1_epi8(0x0F);
-        for j in 0..rows {
-            let row = w.data.as_ptr().add((r0 + j) * w.row_bytes);
-            let mut acc = _mm256_setzero_ps();
-            let mut mins = 0f32;
+        let xv = |b: usize| {
+            let p = x.as_ptr().add(b * 32);
+            [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ]
+        };
+        let mut j = 0;
+        // Q8_0 blocks are loaded straight into the widening instructions; pairing rows only
+        // adds register pressure there.
+        while T != F_Q8_0 && j + 2 <= rows {
+            let ra = w.data.as_ptr().add((r0 + j) * w.row_bytes);
+            let rb = ra.add(w.row_bytes);
+            let (mut acc_a, mut acc_b) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut ea, mut eb) = (0f32, 0f32);
             for b in 0..blocks {
-                let blk = row.add(b * bytes);
-                let xb = x.as_ptr().add(b * 32);
-                let d = half_at(blk);
-                let (q0, q1, q2, q3);
-                if q41 {
-                    mins += half_at(blk.add(2)) * xsum[b];
-                    let qs = _mm_loadu_si128(blk.add(4).cast());
-                    let lo = _mm_and_si128(qs, mask);
-                    let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), mask);
-                    q0 = _mm256_cvtepu8_epi32(lo);
-                    q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
-                    q2 = _mm256_cvtepu8_epi32(hi);
-                    q3 = _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8));
-                } else if q50 {
-                    mins -= 16.0 * d * xsum[b];
-                    let qh = blk.add(2).cast::<u32>().read_unaligned();
-                    let qs = _mm_loadu_si128(blk.add(6).cast());
-                    // Bit j of `bits` to 0x10 in byte j (16 bytes).
-                    let lo = _mm_or_si128(_mm_and_si128(qs, mask), spread_bits(qh & 0xFFFF));
-                    let hi = _mm_or_si128(
-                        _mm_and_si128(_mm_srli_epi16(qs, 4), mask),
-                        spread_bits(qh >> 16),
-                    );
-                    q0 = _mm256_cvtepu8_epi32(lo);
-                    q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8));
-                    q2 = _mm256_cvtepu8_epi32(hi);
-                    q3 = _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8));
-                } else {
-                    let qs = blk.add(2);
-                    q0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.cast()));
-                    q1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(8).cast()));
-                    q2 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(16).cast()));
-                    q3 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qs.add(24).cast()));
-                }
-                let mut s = _mm256_mul_ps(_mm256_cvtepi32_ps(q0), _mm256_loadu_ps(xb));
-                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q1), _mm256_loadu_ps(xb.add(8)), s);
-                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q2), _mm256_loadu_ps(xb.add(16)), s);
-                s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q3), _mm256_loadu_ps(xb.add(24)), s);
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc);
+                let xb = xv(b);
+                let (da, qa, xa) = block_f32::<T>(ra.add(b * bytes), sum_at(b));
+                let (db, qb, xb2) = block_f32::<T>(rb.add(b * bytes), sum_at(b));
+                acc_a = _mm256_fmadd_ps(_mm256_set1_ps(da), block_dot(qa, xb), acc_a);
+                acc_b = _mm256_fmadd_ps(_mm256_set1_ps(db), block_dot(qb, xb), acc_b);
+                ea += xa;
+                eb += xb2;
             }
-            dst[j] = hsum(acc) + mins;
+            dst[j] = hsum(acc_a) + ea;
+            dst[j + 1] = hsum(acc_b) + eb;
+            j += 2;
+        }
+        while j < rows {
+            let ra = w.data.as_ptr().add((r0 + j) * w.row_bytes);
+            let mut acc = _mm256_setzero_ps();
+            let mut e = 0f32;
+            for b in 0..blocks {
+                let (d, q, xa) = block_f32::<T>(ra.add(b * bytes), sum_at(b));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), block_dot(q, xv(b)), acc);
+                e += xa;
+            }
+            dst[j] = hsum(acc) + e;
+            j += 1;
         }
     }
 }
