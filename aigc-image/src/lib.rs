@@ -1,1 +1,15 @@
-//! placeholder
+//! Image generation on burn: diffusion UNets, their samplers, and image files.
+//!
+//! - [`adm`]: the ADM UNet of guided-diffusion / OpenAI's consistency models with its
+//!   consistency preconditioning, loaded by reference parameter names (from ONNX initializers
+//!   through [`aigc_core::weights::OnnxFile::parameters`], or any tensor source).
+//! - [`terrain`]: the terrain consistency model of `adaptive-terrain-diffusion`: one-step (or
+//!   multistep) sampling conditioned on a difficulty, the package's height transform, and
+//!   16-bit and shaded PNG output.
+
+pub mod adm;
+pub mod npy;
+pub mod png;
+pub mod terrain;
+
+pub use aigc_core::{Error, Result};

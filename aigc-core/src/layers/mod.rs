@@ -1,6 +1,6 @@
 //! Layers that more than one model uses: linear projections, RMS normalisation, rotary
 //! position embeddings, attention over a preallocated KV cache (with sliding windows), gated
-//! MLPs and token embeddings.
+//! MLPs, token embeddings, and the 2-D convolutions and group norms of UNets and VAEs.
 //!
 //! They are plain structs over burn tensors, built from weights by a
 //! [`WeightLoader`](crate::weights::WeightLoader) and run on whatever device those tensors
@@ -9,6 +9,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 mod attention;
+mod conv;
 mod embedding;
 mod linear;
 mod mlp;
@@ -35,6 +36,7 @@ pub(crate) fn from_host<const D: usize>(
 pub(crate) fn host_copy(t: &Tensor<1>) -> Option<Vec<f32>> {
     is_cpu(&t.device()).then(|| to_host(t.clone()))
 }
+pub use conv::{Conv2d, GroupNorm};
 pub use embedding::Embedding;
 pub use linear::{QLinear, forward_group, is_cpu};
 pub use mlp::{Activation, GatedMlp};
