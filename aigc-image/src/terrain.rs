@@ -222,13 +222,14 @@ fn render_rgb(heights: &[f32], side: usize, scale: usize) -> (usize, Vec<u8>) {
         let f = if b > a { (t - a) / (b - a) } else { 0.0 };
         [0, 1, 2].map(|c| ca[c] + (cb[c] - ca[c]) * f)
     };
-    // Light from the north-west, 45 degrees up; heights exaggerated relative to a pixel of
-    // 0.1 units (the package's default horizontal scale) scaled down with the upsampling.
+    // Light from the north-west, 45 degrees up. The relief is drawn as if the highest point
+    // stood a quarter of the map's width above the lowest, so that slopes read at any height
+    // range.
     let light = {
         let (az, alt) = (315f32.to_radians(), 45f32.to_radians());
         [alt.cos() * az.sin(), -alt.cos() * az.cos(), alt.sin()]
     };
-    let cell = 0.1 / scale as f32;
+    let cell = 2.0 * max / (0.25 * out as f32);
     let mut rgb = Vec::with_capacity(out * out * 3);
     for y in 0..out {
         for x in 0..out {

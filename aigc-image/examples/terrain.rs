@@ -1,0 +1,171 @@
+//! Generate a terrain heightmap with the consistency model of `adaptive-terrain-diffusion`.
+//!
+//! ```text
+//! cargo run --release -p aigc-image --example terrain -- --difficulty 70 --seed 3 --out terrain.png
+//! ```
+//!
+//! Writes a 16-bit grayscale heightmap (`--out`, normalised to the terrain's highest point) and
+//! a shaded colour rendering next to it (`-shaded.png`, or `--render`). The model is fetched
+//! with `scripts/fetch-models.sh` on first use.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aigc_core::models;
+use aigc_image::terrain::{NATIVE_SIZE, TerrainModel, normal_noise};
+use aigc_image::{npy, png};
+
+const USAGE: &str = "usage: terrain [--steps N] [--difficulty D] [--seed S] [--latents NOISE.npy]
+               [--out FILE.png] [--render FILE.png] [--out-npy FILE.npy] [--model PATH|ID]
+               [--device NAME]
+
+  --steps       denoising steps (default 1, as the package samples; more re-noise between steps)
+  --difficulty  1..100 (default 50)
+  --seed        the noise seed (default 0)
+  --latents     initial noise, float32 .npy [1,1,128,128] in units of the initial sigma (80)
+  --out         16-bit grayscale heightmap PNG (default terrain.png)
+  --render      shaded colour rendering (default: --out with -shaded.png)
+  --out-npy     the model's raw denoised output (before the height transform), float32 .npy
+  --device      flex (default), ndarray, wgpu, cuda (as compiled in); or set AIGC_DEVICE";
+
+struct Args {
+    steps: usize,
+    difficulty: u32,
+    seed: u64,
+    latents: Option<PathBuf>,
+    out: PathBuf,
+    render: Option<PathBuf>,
+    out_npy: Option<PathBuf>,
+    model: String,
+    device: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        steps: 1,
+        difficulty: 50,
+        seed: 0,
+        latents: None,
+        out: PathBuf::from("terrain.png"),
+        render: None,
+        out_npy: None,
+        model: "terrain-consistency-unet".into(),
+        device: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
+        }
+        match flag.as_str() {
+            "--steps" => args.steps = num("--steps", value("--steps")?)?,
+            "--difficulty" => args.difficulty = num("--difficulty", value("--difficulty")?)?,
+            "--seed" => args.seed = num("--seed", value("--seed")?)?,
+            "--latents" => args.latents = Some(value("--latents")?.into()),
+            "--out" => args.out = value("--out")?.into(),
+            "--render" => args.render = Some(value("--render")?.into()),
+            "--out-npy" => args.out_npy = Some(value("--out-npy")?.into()),
+            "--model" => args.model = value("--model")?,
+            "--device" => args.device = Some(value("--device")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if args.steps == 0 {
+        return Err("--steps must be at least 1".into());
+    }
+    Ok(args)
+}
+
+/// The model path: an existing path, or a known id (fetched when missing).
+fn model_path(model: &str) -> Result<PathBuf, String> {
+    match models::resolve(model) {
+        Ok(p) => Ok(p),
+        Err(aigc_core::Error::ModelMissing { id, command, .. }) => {
+            eprintln!("model `{id}` is not installed; running: {command}");
+            let mut parts = command.split_whitespace();
+            let status =
+                std::process::Command::new(parts.next().unwrap_or("scripts/fetch-models.sh"))
+                    .args(parts)
+                    .status()
+                    .map_err(|e| format!("could not run the fetch script: {e}"))?;
+            if !status.success() {
+                return Err(format!("fetching `{id}` failed ({status})"));
+            }
+            models::model_file(&id).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let err = |e: aigc_core::Error| e.to_string();
+    let device = match &args.device {
+        Some(name) => aigc_core::parse_device(name),
+        None => aigc_core::device_from_env(),
+    }
+    .map_err(err)?;
+    let model = TerrainModel::open(model_path(&args.model)?, &device).map_err(err)?;
+    let n = NATIVE_SIZE * NATIVE_SIZE;
+    let noise = match &args.latents {
+        Some(path) => {
+            let (shape, values) = npy::read_f32(path).map_err(err)?;
+            if values.len() != n {
+                return Err(format!("--latents: shape {shape:?}, expected [1, 1, 128, 128]"));
+            }
+            values
+        }
+        None => normal_noise(args.seed, n),
+    };
+    let start = Instant::now();
+    let terrain = model
+        .generate(&noise, args.difficulty, args.steps, args.seed, |done, total| {
+            let width = 30;
+            let filled = width * done / total;
+            eprint!(
+                "\rdenoising [{}{}] {done}/{total} {:.1}s",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                start.elapsed().as_secs_f32()
+            );
+            let _ = std::io::stderr().flush();
+        })
+        .map_err(err)?;
+    eprintln!();
+    png::write_gray16(&args.out, NATIVE_SIZE, NATIVE_SIZE, &terrain.normalized()).map_err(err)?;
+    let render = args.render.clone().unwrap_or_else(|| {
+        let stem = args.out.file_stem().map(|s| s.to_string_lossy().into_owned());
+        args.out.with_file_name(format!("{}-shaded.png", stem.as_deref().unwrap_or("terrain")))
+    });
+    let (side, rgb) = terrain.render_rgb(4);
+    png::write_rgb8(&render, side, side, &rgb).map_err(err)?;
+    if let Some(path) = &args.out_npy {
+        npy::write_f32(path, &[1, 1, NATIVE_SIZE, NATIVE_SIZE], &terrain.model_values)
+            .map_err(err)?;
+    }
+    let max = terrain.heights.iter().copied().fold(0f32, f32::max);
+    println!(
+        "difficulty {}: heights 0..{max:.3}; wrote {} and {}{}",
+        terrain.difficulty,
+        args.out.display(),
+        render.display(),
+        args.out_npy.as_ref().map(|p| format!(" and {}", p.display())).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
