@@ -18,6 +18,7 @@ pub mod layers;
 pub mod models;
 pub mod quant;
 pub mod sampling;
+pub mod schedulers;
 pub mod traits;
 pub mod weights;
 
