@@ -129,17 +129,17 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
-        let h = activation::silu(self.in_norm.forward(x.clone()));
+        let h = aigc_core::layers::silu(self.in_norm.forward(x.clone()));
         let h = self.in_conv.forward(resample(h, self.resample));
         let x = resample(x, self.resample);
         // emb_layers: SiLU, Linear -> (scale, shift) per channel.
-        let e = self.emb.forward(activation::silu(emb.clone()).unsqueeze_dim::<3>(1));
+        let e = self.emb.forward(aigc_core::layers::silu(emb.clone()).unsqueeze_dim::<3>(1));
         let [b, _, two_c] = e.dims();
         let c = two_c / 2;
         let scale = e.clone().narrow(2, 0, c).reshape([b, c, 1, 1]);
         let shift = e.narrow(2, c, c).reshape([b, c, 1, 1]);
         let h = self.out_norm.forward(h) * (scale + 1.0) + shift;
-        let h = self.out_conv.forward(activation::silu(h));
+        let h = self.out_conv.forward(aigc_core::layers::silu(h));
         let x = match &self.skip {
             Some(conv) => conv.forward(x),
             None => x,
@@ -187,7 +187,7 @@ impl AttentionBlock {
 
 #[derive(Debug, Clone)]
 enum Layer {
-    Res(ResBlock),
+    Res(Box<ResBlock>),
     Attn(AttentionBlock),
 }
 
@@ -316,13 +316,13 @@ impl AdmUnet {
             let out = mc * layout.channel_mult[level];
             for _ in 0..layout.res_blocks {
                 let p = format!("input_blocks.{k}");
-                let mut layers = vec![Layer::Res(ResBlock::load(
+                let mut layers = vec![Layer::Res(Box::new(ResBlock::load(
                     &w,
                     &format!("{p}.0"),
                     &cfg,
                     (ch, out, emb),
                     Resample::None,
-                ))];
+                )))];
                 ch = out;
                 if layout.attention[level] {
                     layers.push(Layer::Attn(AttentionBlock::load(&w, &format!("{p}.1"), &cfg, ch)));
@@ -333,21 +333,33 @@ impl AdmUnet {
             }
             if level + 1 < levels {
                 let p = format!("input_blocks.{k}.0");
-                input_blocks.push(vec![Layer::Res(ResBlock::load(
+                input_blocks.push(vec![Layer::Res(Box::new(ResBlock::load(
                     &w,
                     &p,
                     &cfg,
                     (ch, ch, emb),
                     Resample::Down,
-                ))]);
+                )))]);
                 chans.push(ch);
                 k += 1;
             }
         }
         let middle = vec![
-            Layer::Res(ResBlock::load(&w, "middle_block.0", &cfg, (ch, ch, emb), Resample::None)),
+            Layer::Res(Box::new(ResBlock::load(
+                &w,
+                "middle_block.0",
+                &cfg,
+                (ch, ch, emb),
+                Resample::None,
+            ))),
             Layer::Attn(AttentionBlock::load(&w, "middle_block.1", &cfg, ch)),
-            Layer::Res(ResBlock::load(&w, "middle_block.2", &cfg, (ch, ch, emb), Resample::None)),
+            Layer::Res(Box::new(ResBlock::load(
+                &w,
+                "middle_block.2",
+                &cfg,
+                (ch, ch, emb),
+                Resample::None,
+            ))),
         ];
         let mut output_blocks = Vec::new();
         let mut k = 0;
@@ -356,26 +368,26 @@ impl AdmUnet {
             for i in 0..=layout.res_blocks {
                 let skip_ch = chans.pop().expect("one skip per input block");
                 let p = format!("output_blocks.{k}");
-                let mut layers = vec![Layer::Res(ResBlock::load(
+                let mut layers = vec![Layer::Res(Box::new(ResBlock::load(
                     &w,
                     &format!("{p}.0"),
                     &cfg,
                     (ch + skip_ch, out, emb),
                     Resample::None,
-                ))];
+                )))];
                 ch = out;
                 if layout.attention[level] {
                     layers.push(Layer::Attn(AttentionBlock::load(&w, &format!("{p}.1"), &cfg, ch)));
                 }
                 if level > 0 && i == layout.res_blocks {
                     let j = layers.len();
-                    layers.push(Layer::Res(ResBlock::load(
+                    layers.push(Layer::Res(Box::new(ResBlock::load(
                         &w,
                         &format!("{p}.{j}"),
                         &cfg,
                         (ch, ch, emb),
                         Resample::Up,
-                    )));
+                    ))));
                 }
                 output_blocks.push(layers);
                 k += 1;
@@ -451,11 +463,12 @@ impl AdmUnet {
         let lin =
             |l: &QLinear, x: Tensor<2>| l.forward(x.unsqueeze_dim::<3>(1)).squeeze_dim::<2>(1);
         let temb = self.timestep_embedding(t);
-        let mut emb = lin(&self.time_embed.1, activation::silu(lin(&self.time_embed.0, temb)));
+        let mut emb =
+            lin(&self.time_embed.1, aigc_core::layers::silu(lin(&self.time_embed.0, temb)));
         match (&self.label_embed, labels) {
             (Some((l0, l2)), Some(y)) if y.len() == b => {
                 let y = Tensor::<2>::from_data(TensorData::new(y.to_vec(), [b, 1]), &self.device);
-                emb = emb + lin(l2, activation::silu(lin(l0, y)));
+                emb = emb + lin(l2, aigc_core::layers::silu(lin(l0, y)));
             }
             (Some(_), _) => {
                 return Err(Error::invalid_argument(
@@ -486,7 +499,7 @@ impl AdmUnet {
                 h = layer.forward(h, &emb);
             }
         }
-        Ok(self.out_conv.forward(activation::silu(self.out_norm.forward(h))))
+        Ok(self.out_conv.forward(aigc_core::layers::silu(self.out_norm.forward(h))))
     }
 
     /// The denoised sample for `noisy` (`[batch, in, h, w]`) at noise levels `sigma`

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use aigc_core::{Error, Result};
 
-fn encoder<'a>(
+fn encoder(
     path: &Path,
     width: usize,
     height: usize,

@@ -6,20 +6,27 @@ use burn::tensor::ops::ConvOptions;
 
 use crate::weights::WeightLoader;
 
-/// A 2-D convolution with PyTorch's weight layout `[out, in / groups, kh, kw]`, a stride and
+/// A 2-D convolution with PyTorch's weight layout `[out, in, kh, kw]`, a stride and
 /// symmetric zero padding.
+///
+/// On a CPU device it runs as im2col and a GEMM on the host, columns split across the
+/// kernel threads (burn's CPU convolution runs on one thread).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     stride: usize,
     padding: usize,
+    /// CPU devices: the weight `[out, in * kh * kw]` and bias on the host.
+    host: Option<(Vec<f32>, Option<Vec<f32>>)>,
 }
 
 impl Conv2d {
     /// A convolution from its tensors.
     pub fn new(weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: usize) -> Self {
-        Self { weight, bias, stride: stride.max(1), padding }
+        let host = super::is_cpu(&weight.device())
+            .then(|| (super::to_host(weight.clone()), bias.as_ref().and_then(super::host_copy)));
+        Self { weight, bias, stride: stride.max(1), padding, host }
     }
 
     /// `{prefix}.weight` (`[out, in, k, k]`) and `{prefix}.bias` (`[out]`) from `w`.
@@ -42,9 +49,149 @@ impl Conv2d {
 
     /// Convolves `x` (`[batch, in, h, w]`).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [out, inp, kh, kw] = self.weight.dims();
+        if let Some((w, bias)) = &self.host
+            && x.dims()[1] == inp
+            && kh == kw
+        {
+            let ([b, _, h, wd], device) = (x.dims(), x.device());
+            let xs = super::to_host(x);
+            let (y, ho, wo) = host_conv(
+                &xs,
+                [b, inp, h, wd],
+                w,
+                bias.as_deref(),
+                out,
+                kh,
+                self.stride,
+                self.padding,
+            );
+            return super::from_host(y, [b, out, ho, wo], &device);
+        }
         let options =
             ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
         conv2d(x, self.weight.clone(), self.bias.clone(), options)
+    }
+}
+
+/// `y = W * im2col(x) + b` per batch item on the host: output columns (positions) are split
+/// across the kernel threads, each building its own slice of the column matrix.
+#[allow(clippy::too_many_arguments)]
+fn host_conv(
+    x: &[f32],
+    [b, c, h, w]: [usize; 4],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> (Vec<f32>, usize, usize) {
+    let ho = (h + 2 * pad).saturating_sub(k) / stride + 1;
+    let wo = (w + 2 * pad).saturating_sub(k) / stride + 1;
+    let n = ho * wo;
+    let kk = c * k * k;
+    let mut y = vec![0f32; b * out * n];
+    let dst = SyncPtr(y.as_mut_ptr());
+    for bi in 0..b {
+        let xb = &x[bi * c * h * w..(bi + 1) * c * h * w];
+        let work = |t: usize, threads: usize| {
+            // Columns in multiples of 16 positions per thread.
+            let r = crate::quant::kernels::share_rows(n.div_ceil(16), t, threads);
+            let (p0, p1) = (r.start * 16, (r.end * 16).min(n));
+            if p0 >= p1 {
+                return;
+            }
+            let np = p1 - p0;
+            let direct = k == 1 && stride == 1 && pad == 0;
+            let mut cols = Vec::new();
+            let rhs: &[f32] = if direct {
+                xb
+            } else {
+                cols.resize(kk * np, 0f32);
+                let (oy0, oy1) = (p0 / wo, (p1 - 1) / wo);
+                for ci in 0..c {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let row = &mut cols[((ci * k + ky) * k + kx) * np..][..np];
+                            let mut j = 0;
+                            for oy in oy0..=oy1 {
+                                let xa = if oy == oy0 { p0 % wo } else { 0 };
+                                let xe = if oy == oy1 { (p1 - 1) % wo + 1 } else { wo };
+                                let seg = &mut row[j..j + (xe - xa)];
+                                j += xe - xa;
+                                let iy = (oy * stride + ky) as isize - pad as isize;
+                                if iy < 0 || iy as usize >= h {
+                                    seg.fill(0.0);
+                                    continue;
+                                }
+                                let src = &xb[(ci * h + iy as usize) * w..][..w];
+                                for (v, ox) in seg.iter_mut().zip(xa..xe) {
+                                    let ix = (ox * stride + kx) as isize - pad as isize;
+                                    *v = if ix >= 0 && (ix as usize) < w {
+                                        src[ix as usize]
+                                    } else {
+                                        0.0
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                &cols
+            };
+            // Direct 1x1: the columns are x's rows, at offset p0 with row stride n.
+            let (rhs_ptr, rhs_rs) =
+                if direct { (rhs[p0..].as_ptr(), n as isize) } else { (rhs.as_ptr(), np as isize) };
+            // SAFETY: every pointer and stride stays inside `weight`, the columns and this
+            // thread's columns p0..p1 of batch item bi's output (no other thread writes them).
+            unsafe {
+                gemm::gemm(
+                    out,
+                    np,
+                    kk,
+                    dst.at(bi * out * n + p0),
+                    1,
+                    n as isize,
+                    false,
+                    weight.as_ptr(),
+                    1,
+                    kk as isize,
+                    rhs_ptr,
+                    1,
+                    rhs_rs,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        };
+        if out * n * kk < 1 << 18 {
+            work(0, 1);
+        } else {
+            crate::quant::kernels::run_parallel(&work);
+        }
+    }
+    if let Some(bias) = bias {
+        for (row, &bv) in y.chunks_exact_mut(n).zip(bias.iter().cycle()) {
+            row.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+    (y, ho, wo)
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: threads write disjoint parts of the buffer, which outlives the job.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
     }
 }
 
