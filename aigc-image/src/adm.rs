@@ -188,7 +188,7 @@ impl AttentionBlock {
 #[derive(Debug, Clone)]
 enum Layer {
     Res(Box<ResBlock>),
-    Attn(AttentionBlock),
+    Attn(Box<AttentionBlock>),
 }
 
 impl Layer {
@@ -325,7 +325,12 @@ impl AdmUnet {
                 )))];
                 ch = out;
                 if layout.attention[level] {
-                    layers.push(Layer::Attn(AttentionBlock::load(&w, &format!("{p}.1"), &cfg, ch)));
+                    layers.push(Layer::Attn(Box::new(AttentionBlock::load(
+                        &w,
+                        &format!("{p}.1"),
+                        &cfg,
+                        ch,
+                    ))));
                 }
                 input_blocks.push(layers);
                 chans.push(ch);
@@ -352,7 +357,7 @@ impl AdmUnet {
                 (ch, ch, emb),
                 Resample::None,
             ))),
-            Layer::Attn(AttentionBlock::load(&w, "middle_block.1", &cfg, ch)),
+            Layer::Attn(Box::new(AttentionBlock::load(&w, "middle_block.1", &cfg, ch))),
             Layer::Res(Box::new(ResBlock::load(
                 &w,
                 "middle_block.2",
@@ -377,7 +382,12 @@ impl AdmUnet {
                 )))];
                 ch = out;
                 if layout.attention[level] {
-                    layers.push(Layer::Attn(AttentionBlock::load(&w, &format!("{p}.1"), &cfg, ch)));
+                    layers.push(Layer::Attn(Box::new(AttentionBlock::load(
+                        &w,
+                        &format!("{p}.1"),
+                        &cfg,
+                        ch,
+                    ))));
                 }
                 if level > 0 && i == layout.res_blocks {
                     let j = layers.len();
