@@ -95,16 +95,10 @@ fn host_conv(
     let dst = SyncPtr(y.as_mut_ptr());
     for bi in 0..b {
         let xb = &x[bi * c * h * w..(bi + 1) * c * h * w];
-        let work = |t: usize, threads: usize| {
-            // Columns in multiples of 16 positions per thread.
-            let r = crate::quant::kernels::share_rows(n.div_ceil(16), t, threads);
-            let (p0, p1) = (r.start * 16, (r.end * 16).min(n));
-            if p0 >= p1 {
-                return;
-            }
+        // Positions p0..p1 of the output: their columns, then one GEMM.
+        let tile = |p0: usize, p1: usize, cols: &mut Vec<f32>| {
             let np = p1 - p0;
             let direct = k == 1 && stride == 1 && pad == 0;
-            let mut cols = Vec::new();
             let rhs: &[f32] = if direct {
                 xb
             } else {
@@ -138,7 +132,7 @@ fn host_conv(
                         }
                     }
                 }
-                &cols
+                &cols[..]
             };
             // Direct 1x1: the columns are x's rows, at offset p0 with row stride n.
             let (rhs_ptr, rhs_rs) =
@@ -169,6 +163,20 @@ fn host_conv(
                 );
             }
         };
+        // Each thread takes a range of positions (multiples of 16) and goes through it in tiles
+        // whose columns stay in L2.
+        let work = |t: usize, threads: usize| {
+            let r = crate::quant::kernels::share_rows(n.div_ceil(16), t, threads);
+            let (q0, q1) = (r.start * 16, (r.end * 16).min(n));
+            let per = (CONV_TILE_FLOATS / kk.max(1)).max(16) / 16 * 16;
+            let mut cols = Vec::new();
+            let mut p0 = q0;
+            while p0 < q1 {
+                let p1 = (p0 + per).min(q1);
+                tile(p0, p1, &mut cols);
+                p0 = p1;
+            }
+        };
         if out * n * kk < 1 << 18 {
             work(0, 1);
         } else {
@@ -182,6 +190,9 @@ fn host_conv(
     }
     (y, ho, wo)
 }
+
+/// The column matrix of one tile holds about this many values (64 KiB, well inside L2).
+const CONV_TILE_FLOATS: usize = 16 * 1024;
 
 #[derive(Clone, Copy)]
 struct SyncPtr(*mut f32);
@@ -204,12 +215,15 @@ pub struct GroupNorm {
     weight: Tensor<1>,
     bias: Tensor<1>,
     eps: f64,
+    /// CPU devices: weight and bias on the host.
+    host: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl GroupNorm {
     /// A norm from its tensors (`weight` and `bias` `[channels]`).
     pub fn new(groups: usize, weight: Tensor<1>, bias: Tensor<1>, eps: f64) -> Self {
-        Self { groups: groups.max(1), weight, bias, eps }
+        let host = super::host_copy(&weight).zip(super::host_copy(&bias));
+        Self { groups: groups.max(1), weight, bias, eps, host }
     }
 
     /// `{prefix}.weight` and `{prefix}.bias` (`[channels]`) from `w`.
@@ -229,6 +243,45 @@ impl GroupNorm {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let g = self.groups;
+        if let Some((gamma, beta)) = &self.host
+            && gamma.len() == c
+            && c % g == 0
+        {
+            // One pass for the sums (in f64), one to normalise, per (batch, group), the
+            // groups split across the kernel threads.
+            let device = x.device();
+            let mut v = super::to_host(x);
+            let per = (c / g) * h * w;
+            let (hw, eps) = (h * w, self.eps);
+            let groups = b * g;
+            let ptr = SyncPtr(v.as_mut_ptr());
+            let work = |t: usize, threads: usize| {
+                for grp in crate::quant::kernels::share_rows(groups, t, threads) {
+                    // SAFETY: group `grp`'s values belong to this thread alone.
+                    let vals = unsafe { std::slice::from_raw_parts_mut(ptr.at(grp * per), per) };
+                    let (mut s1, mut s2) = (0f64, 0f64);
+                    for &x in vals.iter() {
+                        s1 += x as f64;
+                        s2 += (x as f64) * (x as f64);
+                    }
+                    let mean = s1 / per as f64;
+                    let var = (s2 / per as f64 - mean * mean).max(0.0);
+                    let inv = (1.0 / (var + eps).sqrt()) as f32;
+                    let mean = mean as f32;
+                    let c0 = (grp % g) * (c / g);
+                    for (ci, chunk) in vals.chunks_exact_mut(hw).enumerate() {
+                        let (ga, be) = (gamma[c0 + ci] * inv, beta[c0 + ci]);
+                        chunk.iter_mut().for_each(|x| *x = (*x - mean) * ga + be);
+                    }
+                }
+            };
+            if v.len() < 1 << 15 {
+                work(0, 1);
+            } else {
+                crate::quant::kernels::run_parallel(&work);
+            }
+            return super::from_host(v, [b, c, h, w], &device);
+        }
         let grouped = x.reshape([b, g, (c / g) * h * w]);
         let mean = grouped.clone().mean_dim(2);
         let centered = grouped - mean;
