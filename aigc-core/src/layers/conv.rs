@@ -120,6 +120,18 @@ fn host_conv(
                                     continue;
                                 }
                                 let src = &xb[(ci * h + iy as usize) * w..][..w];
+                                if stride == 1 {
+                                    // ix = ox + kx - pad: a shifted copy with zeros at the edges.
+                                    let lo = pad.saturating_sub(kx).clamp(xa, xe);
+                                    let hi = (w + pad).saturating_sub(kx).clamp(lo, xe);
+                                    let (head, rest) = seg.split_at_mut(lo - xa);
+                                    let (mid, tail) = rest.split_at_mut(hi - lo);
+                                    head.fill(0.0);
+                                    tail.fill(0.0);
+                                    let s0 = lo + kx - pad;
+                                    mid.copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                                    continue;
+                                }
                                 for (v, ox) in seg.iter_mut().zip(xa..xe) {
                                     let ix = (ox * stride + kx) as isize - pad as isize;
                                     *v = if ix >= 0 && (ix as usize) < w {
