@@ -7,7 +7,7 @@
 //! names and shapes; what weights cannot say (channels per attention head, the noise
 //! conditioning's scale, the sigma constants) is in [`AdmConfig`].
 
-use aigc_core::burn::tensor::{Device, Tensor, TensorData, activation};
+use aigc_core::burn::tensor::{Device, Tensor, TensorData};
 
 use aigc_core::layers::{Conv2d, GroupNorm, QLinear};
 use aigc_core::weights::{TensorSource, WeightLoader};
@@ -178,7 +178,7 @@ impl AttentionBlock {
         let scale = 1.0 / (ch as f32).sqrt().sqrt();
         let (q, k, v) = (part(0) * scale, part(1) * scale, part(2));
         // weight[b, t, s] = Σ_c q[b, c, t] k[b, c, s]
-        let weight = activation::softmax(q.swap_dims(1, 2).matmul(k), 2);
+        let weight = aigc_core::layers::softmax_last(q.swap_dims(1, 2).matmul(k));
         // a[b, c, t] = Σ_s weight[b, t, s] v[b, c, s]
         let a = v.matmul(weight.swap_dims(1, 2)).reshape([b, c, hh, ww]);
         x + self.proj.forward(a)

@@ -44,6 +44,71 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     from_host(v, dims, &device)
 }
 
+/// Soft-max over the last dimension; on a CPU device on the host with a vectorised
+/// exponential, rows split across the kernel threads.
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !is_cpu(&x.device()) {
+        return burn::tensor::activation::softmax(x, D - 1);
+    }
+    let (dims, device) = (x.dims(), x.device());
+    let n = dims[D - 1].max(1);
+    let mut v = to_host(x);
+    let rows = v.len() / n;
+    let ptr = SyncRows(v.as_mut_ptr());
+    let work = |t: usize, threads: usize| {
+        for r in crate::quant::kernels::share_rows(rows, t, threads) {
+            // SAFETY: row `r` belongs to this thread alone.
+            let row = unsafe { std::slice::from_raw_parts_mut(ptr.at(r * n), n) };
+            softmax_row(row);
+        }
+    };
+    if v.len() < 1 << 15 {
+        work(0, 1);
+    } else {
+        crate::quant::kernels::run_parallel(&work);
+    }
+    from_host(v, dims, &device)
+}
+
+#[derive(Clone, Copy)]
+struct SyncRows(*mut f32);
+// SAFETY: threads write disjoint rows of the buffer, which outlives the job.
+unsafe impl Send for SyncRows {}
+unsafe impl Sync for SyncRows {}
+
+impl SyncRows {
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// One row soft-maxed in place, compiled for AVX2 where the CPU has it.
+fn softmax_row(v: &mut [f32]) {
+    #[inline(always)]
+    fn generic(v: &mut [f32]) {
+        let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let mut sum = 0f32;
+        for x in v.iter_mut() {
+            *x = attention::exp(*x - max);
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        v.iter_mut().for_each(|x| *x *= inv);
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(v: &mut [f32]) {
+        generic(v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        unsafe { avx2(v) };
+        return;
+    }
+    generic(v)
+}
+
 /// [`silu`] over host values, compiled for AVX2 where the CPU has it.
 fn silu_slice(v: &mut [f32]) {
     #[inline(always)]
@@ -89,6 +154,25 @@ mod silu_tests {
         for (g, x) in got.iter().zip(&xs) {
             let want = (*x as f64) / (1.0 + (-*x as f64).exp());
             assert!((*g as f64 - want).abs() <= 1e-6 * want.abs().max(1.0), "{x}: {g} vs {want}");
+        }
+    }
+
+    #[test]
+    fn softmax_rows_match_the_formula() {
+        let d = crate::parse_device("flex").unwrap();
+        let xs: Vec<f32> = (0..3 * 50).map(|i| ((i * 37) % 23) as f32 * 0.7 - 8.0).collect();
+        let x = burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(xs.clone(), [3, 50]),
+            &d,
+        );
+        let got = super::to_host(super::softmax_last(x));
+        for (row, want_row) in got.chunks(50).zip(xs.chunks(50)) {
+            let max = want_row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let sum: f64 = want_row.iter().map(|&v| (v as f64 - max).exp()).sum();
+            for (g, &x) in row.iter().zip(want_row) {
+                let want = (x as f64 - max).exp() / sum;
+                assert!((*g as f64 - want).abs() < 1e-6, "{g} vs {want}");
+            }
         }
     }
 }
