@@ -16,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod layers;
 pub mod models;
+pub mod npy;
 pub mod quant;
 pub mod sampling;
 pub mod schedulers;

@@ -1,1 +1,7 @@
-//! placeholder
+//! Encoders that join modalities.
+//!
+//! - [`clip`]: the CLIP text encoder (Stable Diffusion's prompt encoder).
+
+pub mod clip;
+
+pub use aigc_core::{Error, Result};

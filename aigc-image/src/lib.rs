@@ -8,7 +8,7 @@
 //!   16-bit and shaded PNG output.
 
 pub mod adm;
-pub mod npy;
+pub use aigc_core::npy;
 pub mod png;
 pub mod terrain;
 

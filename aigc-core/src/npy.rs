@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use aigc_core::{Error, Result};
+use crate::{Error, Result};
 
 /// Reads a float32 `.npy` file: its shape and values.
 pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
@@ -15,6 +15,31 @@ pub fn read_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
 
 /// Parses the bytes of a float32 `.npy` file.
 pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
+    let (shape, data) = parse(bytes, "<f4", 4)?;
+    Ok((
+        shape,
+        data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+    ))
+}
+
+/// Reads an int64 `.npy` file (token ids): its shape and values.
+pub fn read_i64(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<i64>)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (shape, data) = parse(&bytes, "<i8", 8)
+        .map_err(|why| Error::invalid_argument("npy", format!("{}: {why}", path.display())))?;
+    Ok((
+        shape,
+        data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+    ))
+}
+
+/// The shape and data bytes of an `.npy` file of dtype `descr` (`<f4`, `<i8`).
+fn parse<'a>(
+    bytes: &'a [u8],
+    want: &str,
+    size: usize,
+) -> std::result::Result<(Vec<usize>, &'a [u8]), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not an .npy file".into());
     }
@@ -34,8 +59,8 @@ pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), St
         Some(rest)
     };
     let descr = field("descr").ok_or("no descr")?;
-    if !descr.starts_with("'<f4'") {
-        return Err(format!("dtype {} is not little-endian float32", &descr[..descr.len().min(8)]));
+    if !descr.starts_with(&format!("'{want}'")) {
+        return Err(format!("dtype {} is not {want}", &descr[..descr.len().min(8)]));
     }
     if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
         return Err("Fortran order is not supported".into());
@@ -50,12 +75,10 @@ pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), St
         .collect::<std::result::Result<_, _>>()?;
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
     let data = &bytes[end..];
-    if count.checked_mul(4) != Some(data.len()) {
+    if count.checked_mul(size) != Some(data.len()) {
         return Err(format!("{} data bytes for shape {shape:?}", data.len()));
     }
-    let values =
-        data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    Ok((shape, values))
+    Ok((shape, data))
 }
 
 /// The bytes of a float32 `.npy` file (version 1.0) holding `values` with `shape`.
