@@ -11,5 +11,6 @@ pub mod adm;
 pub use aigc_core::npy;
 pub mod png;
 pub mod terrain;
+pub mod vae;
 
 pub use aigc_core::{Error, Result};

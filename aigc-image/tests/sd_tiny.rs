@@ -1,0 +1,42 @@
+//! Stable Diffusion pieces against diffusers on the tiny random-weight pipeline of
+//! `tools/sd_tiny_models.py` (`tools/fixtures/image/sd-tiny/`), within 1e-3 max abs.
+
+use std::path::PathBuf;
+
+use aigc_core::burn::tensor::{Tensor, TensorData};
+use aigc_core::npy;
+use aigc_image::vae::AutoencoderKl;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures/image/sd-tiny")
+}
+
+fn load4(name: &str, device: &aigc_core::burn::tensor::Device) -> Tensor<4> {
+    let (shape, v) = npy::read_f32(fixtures().join(format!("golden/{name}.npy"))).unwrap();
+    let [a, b, c, d] = shape[..] else { panic!("{name}: {shape:?}") };
+    Tensor::from_data(TensorData::new(v, [a, b, c, d]), device)
+}
+
+fn check(what: &str, got: Tensor<4>, name: &str) {
+    let (shape, want) = npy::read_f32(fixtures().join(format!("golden/{name}.npy"))).unwrap();
+    assert_eq!(got.dims().to_vec(), shape, "{what}: shape");
+    let got = got.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("{what}: max |diff| {worst:.2e}");
+    assert!(worst <= 1e-3, "{what}: max |diff| {worst}");
+}
+
+#[test]
+fn vae_decode_and_encode_match_diffusers() {
+    let device = aigc_core::parse_device("flex").unwrap();
+    let vae = AutoencoderKl::open(fixtures().join("vae"), &device).unwrap();
+    assert_eq!(vae.config().scaling_factor, 0.18215);
+    check("vae decode", vae.decode(load4("vae_decode_latent", &device)).unwrap(), "vae_decode_out");
+    let dist = vae.encode(load4("vae_encode_image", &device)).unwrap();
+    check("vae encode mean", dist.mean.clone(), "vae_encode_mean");
+    check("vae encode logvar", dist.logvar.clone(), "vae_encode_logvar");
+    check("vae encode std", dist.std(), "vae_encode_std");
+    // Bad shapes are errors.
+    assert!(vae.decode(Tensor::zeros([1, 3, 4, 4], &device)).is_err());
+    assert!(vae.encode(Tensor::zeros([1, 3, 5, 4], &device)).is_err());
+}
