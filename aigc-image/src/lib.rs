@@ -11,6 +11,7 @@ pub mod adm;
 pub use aigc_core::npy;
 pub mod png;
 pub mod terrain;
+pub mod unet;
 pub mod vae;
 
 pub use aigc_core::{Error, Result};

@@ -40,3 +40,21 @@ fn vae_decode_and_encode_match_diffusers() {
     assert!(vae.decode(Tensor::zeros([1, 3, 4, 4], &device)).is_err());
     assert!(vae.encode(Tensor::zeros([1, 3, 5, 4], &device)).is_err());
 }
+
+#[test]
+fn unets_match_diffusers() {
+    use aigc_image::unet::UNet2DCondition;
+    let device = aigc_core::parse_device("flex").unwrap();
+    let sample = load4("unet_sample", &device);
+    let (shape, ctx) =
+        npy::read_f32(fixtures().join("golden/unet_encoder_hidden_states.npy")).unwrap();
+    let ctx = Tensor::<3>::from_data(TensorData::new(ctx, [shape[0], shape[1], shape[2]]), &device);
+    for (dir, tag) in [("unet", "v1"), ("unet_v2", "v2")] {
+        let unet = UNet2DCondition::open(fixtures().join(dir), &device).unwrap();
+        for t in [10f32, 500.0] {
+            let out = unet.forward(sample.clone(), &[t, t], &ctx).unwrap();
+            check(&format!("unet {tag} t={t}"), out, &format!("unet_{tag}_out_t{t}"));
+        }
+        assert!(unet.forward(sample.clone(), &[1.0], &ctx).is_err());
+    }
+}

@@ -1,0 +1,527 @@
+//! `UNet2DConditionModel`, the Stable Diffusion 1.x/2.x denoiser, in diffusers' layout and
+//! names: time-conditioned residual blocks, spatial transformers with self- and
+//! cross-attention (1x1-convolution or linear projections), down/up sampling.
+//!
+//! Channels and the number of blocks are read from the weights; what they cannot say (heads
+//! per level, the norms' epsilon and groups) comes from `config.json`.
+
+use std::path::Path;
+
+use aigc_core::burn::tensor::{Device, Tensor, TensorData, activation};
+use aigc_core::layers::{Conv2d, GroupNorm, QLinear, silu, softmax_last};
+use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
+use aigc_core::{Error, Result};
+
+/// The parts of `config.json` the weights do not give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnetConfig {
+    /// Attention heads of each down level (diffusers' `attention_head_dim` is a head count for
+    /// these models); up levels use them reversed, the mid block the last.
+    pub heads: Vec<usize>,
+    /// Groups of every group norm.
+    pub norm_num_groups: usize,
+    /// Epsilon of the residual blocks' and the output's group norms.
+    pub norm_eps: f64,
+    /// Whether the transformers project with linear layers (SD 2.x) instead of 1x1 convs.
+    pub use_linear_projection: bool,
+    /// Latent channels in and out.
+    pub in_channels: usize,
+    /// Down levels.
+    pub levels: usize,
+}
+
+impl UnetConfig {
+    /// Parses a diffusers `config.json`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::invalid_argument("config.json", e.to_string()))?;
+        let levels = v
+            .get("block_out_channels")
+            .and_then(|b| b.as_array())
+            .map(|a| a.len())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| Error::invalid_argument("config.json", "no block_out_channels"))?;
+        let heads_value = match v.get("num_attention_heads") {
+            Some(x) if !x.is_null() => x,
+            _ => v.get("attention_head_dim").unwrap_or(&serde_json::Value::Null),
+        };
+        let heads: Vec<usize> = match heads_value {
+            serde_json::Value::Number(n) => vec![n.as_u64().unwrap_or(8) as usize; levels],
+            serde_json::Value::Array(a) => {
+                a.iter().map(|x| x.as_u64().unwrap_or(0) as usize).collect()
+            }
+            _ => vec![8; levels],
+        };
+        if heads.len() != levels || heads.contains(&0) {
+            return Err(Error::invalid_argument(
+                "config.json",
+                format!("heads {heads:?} for {levels} levels"),
+            ));
+        }
+        for (k, want) in
+            [("time_embedding_type", "positional"), ("resnet_time_scale_shift", "default")]
+        {
+            if let Some(s) = v.get(k).and_then(|x| x.as_str())
+                && s != want
+            {
+                return Err(Error::unsupported("UNet option", format!("{k} = {s}")));
+            }
+        }
+        if v.get("addition_embed_type").is_some_and(|x| !x.is_null())
+            || v.get("class_embed_type").is_some_and(|x| !x.is_null())
+        {
+            return Err(Error::unsupported("UNet option", "class or addition embeddings (SDXL)"));
+        }
+        Ok(Self {
+            heads,
+            norm_num_groups: v.get("norm_num_groups").and_then(|x| x.as_u64()).unwrap_or(32).max(1)
+                as usize,
+            norm_eps: v.get("norm_eps").and_then(|x| x.as_f64()).unwrap_or(1e-5),
+            use_linear_projection: v
+                .get("use_linear_projection")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+            in_channels: v.get("in_channels").and_then(|x| x.as_u64()).unwrap_or(4) as usize,
+            levels,
+        })
+    }
+}
+
+fn shape(src: &dyn TensorSource, name: &str) -> Result<Vec<usize>> {
+    src.tensor_info(name).map(|i| i.shape).ok_or_else(|| Error::tensor(name, "is missing"))
+}
+
+fn linear_2d(l: &QLinear, x: Tensor<2>) -> Tensor<2> {
+    l.forward(x.unsqueeze_dim::<3>(1)).squeeze_dim::<2>(1)
+}
+
+#[derive(Debug, Clone)]
+struct Resnet {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    temb: QLinear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl Resnet {
+    fn load(
+        w: &WeightLoader<'_>,
+        src: &dyn TensorSource,
+        p: &str,
+        cfg: &UnetConfig,
+        emb: usize,
+    ) -> Result<Self> {
+        let s = shape(src, &format!("{p}.conv1.weight"))?;
+        let [cout, cin, ..] = s[..] else {
+            return Err(Error::tensor(format!("{p}.conv1.weight"), "is not 4-D"));
+        };
+        let (g, eps) = (cfg.norm_num_groups, cfg.norm_eps);
+        Ok(Self {
+            norm1: GroupNorm::load(w, &format!("{p}.norm1"), g, cin, eps),
+            conv1: Conv2d::load(w, &format!("{p}.conv1"), [cout, cin, 3], 1, 1),
+            temb: w.linear(&format!("{p}.time_emb_proj"), emb, cout, true),
+            norm2: GroupNorm::load(w, &format!("{p}.norm2"), g, cout, eps),
+            conv2: Conv2d::load(w, &format!("{p}.conv2"), [cout, cout, 3], 1, 1),
+            shortcut: (cin != cout)
+                .then(|| Conv2d::load(w, &format!("{p}.conv_shortcut"), [cout, cin, 1], 1, 0)),
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let t = linear_2d(&self.temb, silu(temb.clone()));
+        let [b, c] = t.dims();
+        let h = h + t.reshape([b, c, 1, 1]);
+        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let x = match &self.shortcut {
+            Some(s) => s.forward(x),
+            None => x,
+        };
+        x + h
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+}
+
+impl LayerNorm {
+    fn load(w: &WeightLoader<'_>, p: &str, d: usize) -> Self {
+        Self {
+            weight: w.tensor(&format!("{p}.weight"), [d]),
+            bias: w.tensor(&format!("{p}.bias"), [d]),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mean = x.clone().mean_dim(2);
+        let c = x - mean;
+        let var = c.clone().square().mean_dim(2);
+        c * (var + 1e-5).sqrt().recip() * self.weight.clone().unsqueeze::<3>()
+            + self.bias.clone().unsqueeze::<3>()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: QLinear,
+    k: QLinear,
+    v: QLinear,
+    out: QLinear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(w: &WeightLoader<'_>, p: &str, d: usize, ctx: usize, heads: usize) -> Self {
+        Self {
+            q: w.linear(&format!("{p}.to_q"), d, d, false),
+            k: w.linear(&format!("{p}.to_k"), ctx, d, false),
+            v: w.linear(&format!("{p}.to_v"), ctx, d, false),
+            out: w.linear(&format!("{p}.to_out.0"), d, d, true),
+            heads,
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, ctx: Tensor<3>) -> Tensor<3> {
+        let [b, n, d] = x.dims();
+        let m = ctx.dims()[1];
+        let (h, hd) = (self.heads, d / self.heads);
+        let q = self.q.forward(x).reshape([b, n, h, hd]).swap_dims(1, 2);
+        let k = self.k.forward(ctx.clone()).reshape([b, m, h, hd]).swap_dims(1, 2);
+        let v = self.v.forward(ctx).reshape([b, m, h, hd]).swap_dims(1, 2);
+        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+        let a = softmax_last(scores).matmul(v).swap_dims(1, 2).reshape([b, n, d]);
+        self.out.forward(a)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TransformerBlock {
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff_in: QLinear,
+    ff_out: QLinear,
+}
+
+#[derive(Debug, Clone)]
+enum Proj {
+    Conv(Conv2d),
+    Linear(QLinear),
+}
+
+/// `Transformer2DModel` over continuous inputs.
+#[derive(Debug, Clone)]
+struct SpatialTransformer {
+    norm: GroupNorm,
+    proj_in: Proj,
+    blocks: Vec<TransformerBlock>,
+    proj_out: Proj,
+}
+
+impl SpatialTransformer {
+    fn load(
+        w: &WeightLoader<'_>,
+        src: &dyn TensorSource,
+        p: &str,
+        cfg: &UnetConfig,
+        heads: usize,
+    ) -> Result<Self> {
+        let d = shape(src, &format!("{p}.norm.weight"))?[0];
+        let proj = |name: &str| {
+            if cfg.use_linear_projection {
+                Proj::Linear(w.linear(&format!("{p}.{name}"), d, d, true))
+            } else {
+                Proj::Conv(Conv2d::load(w, &format!("{p}.{name}"), [d, d, 1], 1, 0))
+            }
+        };
+        let mut blocks = Vec::new();
+        let mut i = 0;
+        while src.tensor_info(&format!("{p}.transformer_blocks.{i}.norm1.weight")).is_some() {
+            let b = format!("{p}.transformer_blocks.{i}");
+            let ctx = shape(src, &format!("{b}.attn2.to_k.weight"))?[1];
+            let inner = shape(src, &format!("{b}.ff.net.2.weight"))?[1];
+            blocks.push(TransformerBlock {
+                norm1: LayerNorm::load(w, &format!("{b}.norm1"), d),
+                attn1: Attention::load(w, &format!("{b}.attn1"), d, d, heads),
+                norm2: LayerNorm::load(w, &format!("{b}.norm2"), d),
+                attn2: Attention::load(w, &format!("{b}.attn2"), d, ctx, heads),
+                norm3: LayerNorm::load(w, &format!("{b}.norm3"), d),
+                ff_in: w.linear(&format!("{b}.ff.net.0.proj"), d, 2 * inner, true),
+                ff_out: w.linear(&format!("{b}.ff.net.2"), inner, d, true),
+            });
+            i += 1;
+        }
+        if d % heads != 0 {
+            return Err(Error::invalid_argument("heads", format!("{d} channels in {heads} heads")));
+        }
+        Ok(Self {
+            norm: GroupNorm::load(w, &format!("{p}.norm"), cfg.norm_num_groups, d, 1e-6),
+            proj_in: proj("proj_in"),
+            blocks,
+            proj_out: proj("proj_out"),
+        })
+    }
+
+    fn forward(&self, x: Tensor<4>, ctx: &Tensor<3>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let normed = self.norm.forward(x.clone());
+        let to_seq = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2);
+        let mut s = match &self.proj_in {
+            Proj::Conv(conv) => to_seq(conv.forward(normed)),
+            Proj::Linear(l) => l.forward(to_seq(normed)),
+        };
+        for blk in &self.blocks {
+            let n1 = blk.norm1.forward(s.clone());
+            s = s + blk.attn1.forward(n1.clone(), n1);
+            s = s.clone() + blk.attn2.forward(blk.norm2.forward(s), ctx.clone());
+            let f = blk.ff_in.forward(blk.norm3.forward(s.clone()));
+            let inner = f.dims()[2] / 2;
+            let (hidden, gate) = (f.clone().narrow(2, 0, inner), f.narrow(2, inner, inner));
+            s = s + blk.ff_out.forward(hidden * activation::gelu(gate));
+        }
+        let out = match &self.proj_out {
+            Proj::Conv(conv) => conv.forward(s.swap_dims(1, 2).reshape([b, c, h, w])),
+            Proj::Linear(l) => l.forward(s).swap_dims(1, 2).reshape([b, c, h, w]),
+        };
+        out + x
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    resnets: Vec<Resnet>,
+    attentions: Vec<SpatialTransformer>,
+    /// Down: stride-2 3x3 conv; up: nearest x2 then a 3x3 conv.
+    resample: Option<Conv2d>,
+}
+
+impl Block {
+    fn load(
+        w: &WeightLoader<'_>,
+        src: &dyn TensorSource,
+        p: &str,
+        cfg: &UnetConfig,
+        emb: usize,
+        heads: usize,
+        up: bool,
+    ) -> Result<Self> {
+        let mut resnets = Vec::new();
+        let mut attentions = Vec::new();
+        let mut j = 0;
+        while src.tensor_info(&format!("{p}.resnets.{j}.conv1.weight")).is_some() {
+            resnets.push(Resnet::load(w, src, &format!("{p}.resnets.{j}"), cfg, emb)?);
+            if src.tensor_info(&format!("{p}.attentions.{j}.norm.weight")).is_some() {
+                attentions.push(SpatialTransformer::load(
+                    w,
+                    src,
+                    &format!("{p}.attentions.{j}"),
+                    cfg,
+                    heads,
+                )?);
+            }
+            j += 1;
+        }
+        if !attentions.is_empty() && attentions.len() != resnets.len() {
+            return Err(Error::unsupported(
+                "UNet block",
+                format!("{p}: attentions do not follow every resnet"),
+            ));
+        }
+        let name = if up { "upsamplers" } else { "downsamplers" };
+        let resample = match src.tensor_info(&format!("{p}.{name}.0.conv.weight")) {
+            Some(info) => {
+                let c = info.shape[0];
+                Some(Conv2d::load(
+                    w,
+                    &format!("{p}.{name}.0.conv"),
+                    [c, c, 3],
+                    if up { 1 } else { 2 },
+                    1,
+                ))
+            }
+            None => None,
+        };
+        Ok(Self { resnets, attentions, resample })
+    }
+}
+
+/// The Stable Diffusion UNet.
+#[derive(Debug, Clone)]
+pub struct UNet2DCondition {
+    cfg: UnetConfig,
+    time: (QLinear, QLinear),
+    time_channels: usize,
+    conv_in: Conv2d,
+    down: Vec<Block>,
+    mid: (Resnet, SpatialTransformer, Resnet),
+    up: Vec<Block>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+    device: Device,
+}
+
+impl UNet2DCondition {
+    /// Loads `config.json` and `diffusion_pytorch_model.safetensors` from a directory.
+    pub fn open(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config = dir.join("config.json");
+        let text = std::fs::read_to_string(&config).map_err(|e| Error::io(&config, e))?;
+        let cfg = UnetConfig::from_json(&text)?;
+        let file = SafetensorsFile::open(dir.join("diffusion_pytorch_model.safetensors"))?;
+        Self::load(&file, cfg, device)
+    }
+
+    /// Loads the weights from `src` (diffusers names).
+    pub fn load(src: &dyn TensorSource, cfg: UnetConfig, device: &Device) -> Result<Self> {
+        let w = WeightLoader::new(src, device);
+        let cin = shape(src, "conv_in.weight")?;
+        let [c0, in_ch, ..] = cin[..] else {
+            return Err(Error::tensor("conv_in.weight", "is not 4-D"));
+        };
+        let emb = shape(src, "time_embedding.linear_1.weight")?[0];
+        let time = (
+            w.linear("time_embedding.linear_1", c0, emb, true),
+            w.linear("time_embedding.linear_2", emb, emb, true),
+        );
+        let conv_in = Conv2d::load(&w, "conv_in", [c0, in_ch, 3], 1, 1);
+        let levels = cfg.levels;
+        let down = (0..levels)
+            .map(|i| {
+                Block::load(&w, src, &format!("down_blocks.{i}"), &cfg, emb, cfg.heads[i], false)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let heads_last = cfg.heads[levels - 1];
+        let mid = (
+            Resnet::load(&w, src, "mid_block.resnets.0", &cfg, emb)?,
+            SpatialTransformer::load(&w, src, "mid_block.attentions.0", &cfg, heads_last)?,
+            Resnet::load(&w, src, "mid_block.resnets.1", &cfg, emb)?,
+        );
+        let up = (0..levels)
+            .map(|i| {
+                Block::load(
+                    &w,
+                    src,
+                    &format!("up_blocks.{i}"),
+                    &cfg,
+                    emb,
+                    cfg.heads[levels - 1 - i],
+                    true,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let norm_out = GroupNorm::load(&w, "conv_norm_out", cfg.norm_num_groups, c0, cfg.norm_eps);
+        let out_ch = shape(src, "conv_out.weight")?[0];
+        let conv_out = Conv2d::load(&w, "conv_out", [out_ch, c0, 3], 1, 1);
+        w.finish()?;
+        Ok(Self {
+            cfg,
+            time,
+            time_channels: c0,
+            conv_in,
+            down,
+            mid,
+            up,
+            norm_out,
+            conv_out,
+            device: device.clone(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &UnetConfig {
+        &self.cfg
+    }
+
+    /// `[cos | sin]` embedding of the timesteps (`flip_sin_to_cos`, no frequency shift).
+    fn timestep_embedding(&self, t: &[f32]) -> Tensor<2> {
+        let dim = self.time_channels;
+        let half = dim / 2;
+        let mut v = vec![0f32; t.len() * dim];
+        for (row, &t) in v.chunks_exact_mut(dim).zip(t) {
+            for i in 0..half {
+                let exponent = -(10000f64.ln() as f32) * i as f32 / half as f32;
+                let arg = t * exponent.exp();
+                row[i] = arg.cos();
+                row[half + i] = arg.sin();
+            }
+        }
+        Tensor::from_data(TensorData::new(v, [t.len(), dim]), &self.device)
+    }
+
+    /// The model output for `sample` (`[batch, c, h, w]`), one timestep per batch item, and
+    /// `context` (`[batch, tokens, cross_attention_dim]`: the text encoder's hidden states).
+    pub fn forward(
+        &self,
+        sample: Tensor<4>,
+        timesteps: &[f32],
+        context: &Tensor<3>,
+    ) -> Result<Tensor<4>> {
+        let [b, c, h, wd] = sample.dims();
+        let f = 1 << (self.cfg.levels - 1);
+        if c != self.cfg.in_channels
+            || timesteps.len() != b
+            || context.dims()[0] != b
+            || h % f != 0
+            || wd % f != 0
+        {
+            return Err(Error::invalid_argument(
+                "sample",
+                format!(
+                    "[{b}, {c}, {h}, {wd}] with {} timesteps and a context for {}",
+                    timesteps.len(),
+                    context.dims()[0]
+                ),
+            ));
+        }
+        let t = self.timestep_embedding(timesteps);
+        let temb = linear_2d(&self.time.1, silu(linear_2d(&self.time.0, t)));
+        let mut x = self.conv_in.forward(sample);
+        let mut skips = vec![x.clone()];
+        for blk in &self.down {
+            for (j, r) in blk.resnets.iter().enumerate() {
+                x = r.forward(x, &temb);
+                if let Some(a) = blk.attentions.get(j) {
+                    x = a.forward(x, context);
+                }
+                skips.push(x.clone());
+            }
+            if let Some(conv) = &blk.resample {
+                x = conv.forward(x);
+                skips.push(x.clone());
+            }
+        }
+        x = self.mid.0.forward(x, &temb);
+        x = self.mid.1.forward(x, context);
+        x = self.mid.2.forward(x, &temb);
+        for blk in &self.up {
+            for (j, r) in blk.resnets.iter().enumerate() {
+                let skip = skips.pop().ok_or_else(|| {
+                    Error::unsupported("UNet layout", "fewer skips than up resnets")
+                })?;
+                x = r.forward(Tensor::cat(vec![x, skip], 1), &temb);
+                if let Some(a) = blk.attentions.get(j) {
+                    x = a.forward(x, context);
+                }
+            }
+            if let Some(conv) = &blk.resample {
+                let [b, c, h, w] = x.dims();
+                x = conv.forward(
+                    x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([
+                        b,
+                        c,
+                        2 * h,
+                        2 * w,
+                    ]),
+                );
+            }
+        }
+        Ok(self.conv_out.forward(silu(self.norm_out.forward(x))))
+    }
+}
