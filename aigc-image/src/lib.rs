@@ -9,6 +9,7 @@
 
 pub mod adm;
 pub use aigc_core::npy;
+pub mod pipeline;
 pub mod png;
 pub mod terrain;
 pub mod unet;

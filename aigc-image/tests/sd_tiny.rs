@@ -58,3 +58,68 @@ fn unets_match_diffusers() {
         assert!(unet.forward(sample.clone(), &[1.0], &ctx).is_err());
     }
 }
+
+fn read(name: &str) -> Vec<f32> {
+    npy::read_f32(fixtures().join(format!("golden/{name}.npy"))).unwrap().1
+}
+
+fn close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("{what}: max |diff| {worst:.2e}");
+    assert!(worst <= 1e-3, "{what}: max |diff| {worst}");
+}
+
+#[test]
+fn txt2img_matches_diffusers() {
+    use aigc_core::schedulers::SeededNoise;
+    use aigc_image::pipeline::{StableDiffusion, Txt2ImgParams, scheduler_from_json};
+    let device = aigc_core::parse_device("flex").unwrap();
+    let mut sd = StableDiffusion::open(fixtures(), &device).unwrap();
+    let ids = npy::read_i64(fixtures().join("golden/txt2img_input_ids.npy")).unwrap().1;
+    let negative = sd.tokenize("blurry, low quality").unwrap();
+    let prompt = sd.tokenize("a photo of a red fox in the snow, highly detailed").unwrap();
+    let want: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    assert_eq!([negative, prompt].concat(), want, "tokenization");
+    let p = Txt2ImgParams {
+        prompt: "a photo of a red fox in the snow, highly detailed",
+        negative_prompt: "blurry, low quality",
+        height: 32,
+        width: 24,
+        steps: 4,
+        guidance_scale: 7.5,
+    };
+    let out = sd
+        .txt2img(&p, Some(read("txt2img_init_latents")), &mut SeededNoise::new(0), |_, _| {})
+        .unwrap();
+    close("txt2img latents", &out.latents, &read("txt2img_final_latents"));
+    close("txt2img image", &out.pixels, &read("txt2img_image"));
+    assert!(scheduler_from_json(r#"{"_class_name": "PNDMScheduler"}"#).is_err());
+}
+
+#[test]
+fn img2img_matches_diffusers() {
+    use aigc_core::schedulers::ReplayNoise;
+    use aigc_image::pipeline::StableDiffusion;
+    let device = aigc_core::parse_device("flex").unwrap();
+    let mut sd = StableDiffusion::open(fixtures(), &device).unwrap();
+    let (shape, image) = npy::read_f32(fixtures().join("golden/img2img_image_in.npy")).unwrap();
+    let (h, w) = (shape[shape.len() - 3], shape[shape.len() - 2]);
+    let mut noise = ReplayNoise::new([read("img2img_noise_sample"), read("img2img_noise_add")]);
+    let out = sd
+        .img2img(
+            &image,
+            (h, w),
+            "a watercolor of a mountain village",
+            "blurry, low quality",
+            0.5,
+            4,
+            7.5,
+            &mut noise,
+            |_, _| {},
+        )
+        .unwrap();
+    close("img2img latents", &out.latents, &read("img2img_final_latents"));
+    close("img2img image", &out.pixels, &read("img2img_image"));
+    assert!(sd.img2img(&image, (h, w), "x", "", 1.5, 4, 7.5, &mut noise, |_, _| {}).is_err());
+}
