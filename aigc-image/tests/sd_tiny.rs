@@ -94,6 +94,34 @@ fn txt2img_matches_diffusers() {
         .unwrap();
     close("txt2img latents", &out.latents, &read("txt2img_final_latents"));
     close("txt2img image", &out.pixels, &read("txt2img_image"));
+    // SD 2.x style: v-prediction with Euler, the other UNet and text encoder (a pipeline
+    // directory assembled from the fixtures' v2 components).
+    let v2 = std::env::temp_dir().join(format!("aigc-sd-v2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&v2);
+    std::fs::create_dir_all(&v2).unwrap();
+    for (from, to) in [
+        ("tokenizer", "tokenizer"),
+        ("text_encoder_v2", "text_encoder"),
+        ("unet_v2", "unet"),
+        ("vae", "vae"),
+        ("scheduler_v2", "scheduler"),
+    ] {
+        std::os::unix::fs::symlink(fixtures().join(from), v2.join(to)).unwrap();
+    }
+    let mut sd2 = StableDiffusion::open(&v2, &device).unwrap();
+    let p2 = Txt2ImgParams {
+        prompt: "an oil painting of a small boat on a quiet lake at sunset",
+        negative_prompt: "blurry, low quality",
+        height: 32,
+        width: 24,
+        steps: 4,
+        guidance_scale: 7.5,
+    };
+    let init = read("txt2img_v2_init_latents");
+    let out = sd2.txt2img(&p2, Some(init), &mut SeededNoise::new(0), |_, _| {}).unwrap();
+    std::fs::remove_dir_all(&v2).unwrap();
+    close("txt2img v2 latents", &out.latents, &read("txt2img_v2_final_latents"));
+    close("txt2img v2 image", &out.pixels, &read("txt2img_v2_image"));
     assert!(scheduler_from_json(r#"{"_class_name": "PNDMScheduler"}"#).is_err());
 }
 
