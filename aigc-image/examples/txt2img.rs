@@ -1,0 +1,134 @@
+//! Text to image (or image to image) with any diffusers-format Stable Diffusion 1.x/2.x
+//! directory (`model_index.json`, `tokenizer/`, `text_encoder/`, `unet/`, `vae/`,
+//! `scheduler/`, safetensors weights).
+//!
+//! ```text
+//! cargo run --release -p aigc-image --example txt2img -- --model DIR --prompt "a red fox" \
+//!     [--negative TEXT] [--steps 25] [--guidance 7.5] [--height 512] [--width 512] [--seed 0]
+//!     [--init IMAGE.png --strength 0.6] [--out out.png]
+//! ```
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aigc_core::schedulers::SeededNoise;
+use aigc_image::pipeline::{StableDiffusion, Txt2ImgParams};
+
+const USAGE: &str =
+    "usage: txt2img --model DIR --prompt TEXT [--negative TEXT] [--steps N] [--guidance G]
+               [--height H] [--width W] [--seed S] [--init IMAGE.png --strength S] [--out FILE.png]
+               [--device NAME]";
+
+fn read_png_rgb(path: &str) -> Result<(Vec<f32>, usize, usize), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(|e| format!("{path}: {e}"))?;
+    let mut buf = vec![0; reader.output_buffer_size().ok_or("image too large")?];
+    let info = reader.next_frame(&mut buf).map_err(|e| format!("{path}: {e}"))?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let channels = info.color_type.samples();
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for px in buf[..w * h * channels].chunks_exact(channels) {
+        for c in 0..3 {
+            rgb.push(px[if channels >= 3 { c } else { 0 }] as f32 / 255.0);
+        }
+    }
+    Ok((rgb, h, w))
+}
+
+fn run() -> Result<(), String> {
+    let (mut model, mut prompt, mut negative, mut out) =
+        (None, None, String::new(), "out.png".to_string());
+    let (mut steps, mut guidance, mut height, mut width, mut seed) =
+        (25usize, 7.5f32, 512usize, 512usize, 0u64);
+    let (mut init, mut strength, mut device) = (None, 0.6f32, None);
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let bad = |v: &str| format!("`{v}` is not a valid number");
+        match flag.as_str() {
+            "--model" => model = Some(value()?),
+            "--prompt" => prompt = Some(value()?),
+            "--negative" => negative = value()?,
+            "--out" => out = value()?,
+            "--init" => init = Some(value()?),
+            "--device" => device = Some(value()?),
+            "--steps" => steps = value()?.parse().map_err(|_| bad("steps"))?,
+            "--guidance" => guidance = value()?.parse().map_err(|_| bad("guidance"))?,
+            "--height" => height = value()?.parse().map_err(|_| bad("height"))?,
+            "--width" => width = value()?.parse().map_err(|_| bad("width"))?,
+            "--seed" => seed = value()?.parse().map_err(|_| bad("seed"))?,
+            "--strength" => strength = value()?.parse().map_err(|_| bad("strength"))?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let model = model.ok_or("--model is required")?;
+    let prompt = prompt.ok_or("--prompt is required")?;
+    let device = match &device {
+        Some(name) => aigc_core::parse_device(name),
+        None => aigc_core::device_from_env(),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut sd = StableDiffusion::open(&model, &device).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let progress = |done: usize, total: usize| {
+        let filled = 30 * done / total.max(1);
+        eprint!(
+            "\rdenoising [{}{}] {done}/{total} {:.1}s",
+            "#".repeat(filled),
+            " ".repeat(30 - filled),
+            start.elapsed().as_secs_f32()
+        );
+        let _ = std::io::stderr().flush();
+    };
+    let mut noise = SeededNoise::new(seed);
+    let image = match &init {
+        Some(path) => {
+            let (rgb, h, w) = read_png_rgb(path)?;
+            sd.img2img(
+                &rgb,
+                (h, w),
+                &prompt,
+                &negative,
+                strength,
+                steps,
+                guidance,
+                &mut noise,
+                progress,
+            )
+        }
+        None => {
+            let p = Txt2ImgParams {
+                prompt: &prompt,
+                negative_prompt: &negative,
+                height,
+                width,
+                steps,
+                guidance_scale: guidance,
+            };
+            sd.txt2img(&p, None, &mut noise, progress)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    eprintln!();
+    aigc_image::png::write_rgb8(&out, image.width, image.height, &image.to_rgb8())
+        .map_err(|e| e.to_string())?;
+    println!("wrote {out} ({}x{})", image.width, image.height);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
