@@ -129,17 +129,16 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
-        let h = aigc_core::layers::silu(self.in_norm.forward(x.clone()));
+        let h = self.in_norm.forward_fused(x.clone(), None, true);
         let h = self.in_conv.forward(resample(h, self.resample));
         let x = resample(x, self.resample);
         // emb_layers: SiLU, Linear -> (scale, shift) per channel.
         let e = self.emb.forward(aigc_core::layers::silu(emb.clone()).unsqueeze_dim::<3>(1));
         let [b, _, two_c] = e.dims();
         let c = two_c / 2;
-        let scale = e.clone().narrow(2, 0, c).reshape([b, c, 1, 1]);
-        let shift = e.narrow(2, c, c).reshape([b, c, 1, 1]);
-        let h = self.out_norm.forward(h) * (scale + 1.0) + shift;
-        let h = self.out_conv.forward(aigc_core::layers::silu(h));
+        let scale = e.clone().narrow(2, 0, c).reshape([b, c]);
+        let shift = e.narrow(2, c, c).reshape([b, c]);
+        let h = self.out_conv.forward(self.out_norm.forward_fused(h, Some((scale, shift)), true));
         let x = match &self.skip {
             Some(conv) => conv.forward(x),
             None => x,
@@ -509,7 +508,7 @@ impl AdmUnet {
                 h = layer.forward(h, &emb);
             }
         }
-        Ok(self.out_conv.forward(aigc_core::layers::silu(self.out_norm.forward(h))))
+        Ok(self.out_conv.forward(self.out_norm.forward_fused(h, None, true)))
     }
 
     /// The denoised sample for `noisy` (`[batch, in, h, w]`) at noise levels `sigma`

@@ -130,11 +130,11 @@ impl Resnet {
     }
 
     fn forward(&self, x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self.conv1.forward(self.norm1.forward_fused(x.clone(), None, true));
         let t = linear_2d(&self.temb, silu(temb.clone()));
         let [b, c] = t.dims();
         let h = h + t.reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv2.forward(self.norm2.forward_fused(h, None, true));
         let x = match &self.shortcut {
             Some(s) => s.forward(x),
             None => x,
@@ -522,6 +522,6 @@ impl UNet2DCondition {
                 );
             }
         }
-        Ok(self.conv_out.forward(silu(self.norm_out.forward(x))))
+        Ok(self.conv_out.forward(self.norm_out.forward_fused(x, None, true)))
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aigc_core::burn::tensor::Tensor;
-use aigc_core::layers::{Conv2d, GroupNorm, QLinear, silu, softmax_last};
+use aigc_core::layers::{Conv2d, GroupNorm, QLinear, softmax_last};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -116,8 +116,8 @@ impl Resnet {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv1.forward(self.norm1.forward_fused(x.clone(), None, true));
+        let h = self.conv2.forward(self.norm2.forward_fused(h, None, true));
         let x = match &self.shortcut {
             Some(c) => c.forward(x),
             None => x,
@@ -377,7 +377,7 @@ impl AutoencoderKl {
             }
         }
         let x = self.enc_mid.forward(x);
-        let x = self.enc_out.forward(silu(self.enc_norm.forward(x)));
+        let x = self.enc_out.forward(self.enc_norm.forward_fused(x, None, true));
         let x = match &self.quant {
             Some(q) => q.forward(x),
             None => x,
@@ -418,6 +418,6 @@ impl AutoencoderKl {
                 x = conv.forward(doubled);
             }
         }
-        Ok(self.dec_out.forward(silu(self.dec_norm.forward(x))))
+        Ok(self.dec_out.forward(self.dec_norm.forward_fused(x, None, true)))
     }
 }

@@ -203,6 +203,34 @@ fn host_conv(
     (y, ho, wo)
 }
 
+/// `((x - mean) * ga + be) * m1 + m0`, then SiLU if asked, compiled for AVX2 where the CPU
+/// has it.
+fn normalize_chunk(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
+    #[inline(always)]
+    fn generic(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
+        if silu {
+            chunk.iter_mut().for_each(|x| {
+                let y = ((*x - mean) * ga + be) * m1 + m0;
+                *x = y / (1.0 + super::attention::exp(-y));
+            });
+        } else {
+            chunk.iter_mut().for_each(|x| *x = ((*x - mean) * ga + be) * m1 + m0);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
+        generic(chunk, mean, ga, be, m1, m0, silu)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        unsafe { avx2(chunk, mean, ga, be, m1, m0, silu) };
+        return;
+    }
+    generic(chunk, mean, ga, be, m1, m0, silu)
+}
+
 /// The column matrix of one tile holds about this many values (64 KiB, well inside L2).
 const CONV_TILE_FLOATS: usize = 16 * 1024;
 
@@ -253,16 +281,32 @@ impl GroupNorm {
 
     /// Normalises `x` (`[batch, channels, h, w]`; channels a multiple of the groups).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_fused(x, None, false)
+    }
+
+    /// [`forward`](Self::forward), then optionally `y * (1 + scale) + shift` with `scale` and
+    /// `shift` `[batch, channels]` (a UNet's scale-shift norm), then optionally SiLU: on a
+    /// CPU device in the same pass over the values.
+    pub fn forward_fused(
+        &self,
+        x: Tensor<4>,
+        modulation: Option<(Tensor<2>, Tensor<2>)>,
+        silu: bool,
+    ) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let g = self.groups;
+        let modulation_fits =
+            modulation.as_ref().is_none_or(|(s, t)| s.dims() == [b, c] && t.dims() == [b, c]);
         if let Some((gamma, beta)) = &self.host
             && gamma.len() == c
             && c % g == 0
+            && modulation_fits
         {
             // One pass for the sums (in f64), one to normalise, per (batch, group), the
             // groups split across the kernel threads.
             let device = x.device();
             let mut v = super::to_host(x);
+            let modulation = modulation.map(|(s, t)| (super::to_host(s), super::to_host(t)));
             let per = (c / g) * h * w;
             let (hw, eps) = (h * w, self.eps);
             let groups = b * g;
@@ -280,10 +324,15 @@ impl GroupNorm {
                     let var = (s2 / per as f64 - mean * mean).max(0.0);
                     let inv = (1.0 / (var + eps).sqrt()) as f32;
                     let mean = mean as f32;
-                    let c0 = (grp % g) * (c / g);
+                    let (bi, c0) = (grp / g, (grp % g) * (c / g));
                     for (ci, chunk) in vals.chunks_exact_mut(hw).enumerate() {
-                        let (ga, be) = (gamma[c0 + ci] * inv, beta[c0 + ci]);
-                        chunk.iter_mut().for_each(|x| *x = (*x - mean) * ga + be);
+                        let ch = c0 + ci;
+                        let (ga, be) = (gamma[ch] * inv, beta[ch]);
+                        let (m1, m0) = match &modulation {
+                            Some((s, t)) => (1.0 + s[bi * c + ch], t[bi * c + ch]),
+                            None => (1.0, 0.0),
+                        };
+                        normalize_chunk(chunk, mean, ga, be, m1, m0, silu);
                     }
                 }
             };
@@ -294,6 +343,17 @@ impl GroupNorm {
             }
             return super::from_host(v, [b, c, h, w], &device);
         }
+        let y = self.forward_tensors(x);
+        let y = match modulation {
+            Some((s, t)) => y * (s.reshape([b, c, 1, 1]) + 1.0) + t.reshape([b, c, 1, 1]),
+            None => y,
+        };
+        if silu { burn::tensor::activation::silu(y) } else { y }
+    }
+
+    fn forward_tensors(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let g = self.groups;
         let grouped = x.reshape([b, g, (c / g) * h * w]);
         let mean = grouped.clone().mean_dim(2);
         let centered = grouped - mean;
