@@ -9,6 +9,7 @@
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use crate::error::{Error, Result};
+use crate::quant::kernels::SharedMut;
 
 /// The keys and values of one attention layer.
 ///
@@ -301,7 +302,7 @@ fn host_attention(
             keys.extend((0..n).map(|j| (Key::New(j), start + j)));
             let keys = &*keys;
             let rows = heads * n;
-            let dst = SyncOut(out.as_mut_ptr());
+            let dst = SharedMut::new(&mut out);
             let work = |t: usize, threads: usize| {
                 ROW_SCRATCH.with_borrow_mut(|(scores, picked)| {
                     for r in crate::quant::kernels::share_rows(rows, t, threads) {
@@ -320,7 +321,7 @@ fn host_attention(
                         let kv = Sources { cache: (ck, cv), new: (k_new, v_new), d };
                         let qv = &q[(h * n + i) * d..(h * n + i + 1) * d];
                         // SAFETY: each (head, query) row of `out` is written by one thread only.
-                        let row = unsafe { dst.row(r, d) };
+                        let row = unsafe { dst.slice(r * d, d) };
                         attend_one(qv, &kv, picked, scale, softcap, scores, row);
                     }
                 });
@@ -380,20 +381,6 @@ thread_local! {
     static KEYS: std::cell::RefCell<Vec<(Key, usize)>> = Default::default();
     /// Per thread: scores and the rows a query sees.
     static ROW_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<Key>)> = Default::default();
-}
-
-#[derive(Clone, Copy)]
-struct SyncOut(*mut f32);
-// SAFETY: threads write disjoint rows of the buffer, which outlives the job.
-unsafe impl Send for SyncOut {}
-unsafe impl Sync for SyncOut {}
-
-impl SyncOut {
-    /// Row `r` of width `d`.
-    /// SAFETY: no other thread uses that row meanwhile, and the buffer is that long.
-    unsafe fn row<'a>(&self, r: usize, d: usize) -> &'a mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(r * d), d) }
-    }
 }
 
 /// `dst = softmax(q·k * scale) · v` over the `keys` rows of `kv`.

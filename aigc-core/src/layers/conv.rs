@@ -4,6 +4,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
+use crate::quant::kernels::SharedMut;
 use crate::weights::WeightLoader;
 
 /// A 2-D convolution with PyTorch's weight layout `[out, in, kh, kw]`, a stride and
@@ -92,7 +93,7 @@ fn host_conv(
     let n = ho * wo;
     let kk = c * k * k;
     let mut y = vec![0f32; b * out * n];
-    let dst = SyncPtr(y.as_mut_ptr());
+    let dst = SharedMut::new(&mut y);
     for bi in 0..b {
         let xb = &x[bi * c * h * w..(bi + 1) * c * h * w];
         // Positions p0..p1 of the output: their columns, then one GEMM.
@@ -234,18 +235,6 @@ fn normalize_chunk(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: 
 /// The column matrix of one tile holds about this many values (64 KiB, well inside L2).
 const CONV_TILE_FLOATS: usize = 16 * 1024;
 
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: threads write disjoint parts of the buffer, which outlives the job.
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
 /// Group normalisation over `[batch, channels, ...]`: channels split into `groups`, each
 /// normalised by its mean and (biased) variance over its channels and positions, then scaled
 /// and shifted per channel, as `torch.nn.GroupNorm` computes it in f32.
@@ -310,11 +299,11 @@ impl GroupNorm {
             let per = (c / g) * h * w;
             let (hw, eps) = (h * w, self.eps);
             let groups = b * g;
-            let ptr = SyncPtr(v.as_mut_ptr());
+            let ptr = SharedMut::new(&mut v);
             let work = |t: usize, threads: usize| {
                 for grp in crate::quant::kernels::share_rows(groups, t, threads) {
                     // SAFETY: group `grp`'s values belong to this thread alone.
-                    let vals = unsafe { std::slice::from_raw_parts_mut(ptr.at(grp * per), per) };
+                    let vals = unsafe { ptr.slice(grp * per, per) };
                     let (mut s1, mut s2) = (0f64, 0f64);
                     for &x in vals.iter() {
                         s1 += x as f64;

@@ -54,11 +54,11 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let n = dims[D - 1].max(1);
     let mut v = to_host(x);
     let rows = v.len() / n;
-    let ptr = SyncRows(v.as_mut_ptr());
+    let ptr = crate::quant::kernels::SharedMut::new(&mut v);
     let work = |t: usize, threads: usize| {
         for r in crate::quant::kernels::share_rows(rows, t, threads) {
             // SAFETY: row `r` belongs to this thread alone.
-            let row = unsafe { std::slice::from_raw_parts_mut(ptr.at(r * n), n) };
+            let row = unsafe { ptr.slice(r * n, n) };
             softmax_row(row);
         }
     };
@@ -68,18 +68,6 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         crate::quant::kernels::run_parallel(&work);
     }
     from_host(v, dims, &device)
-}
-
-#[derive(Clone, Copy)]
-struct SyncRows(*mut f32);
-// SAFETY: threads write disjoint rows of the buffer, which outlives the job.
-unsafe impl Send for SyncRows {}
-unsafe impl Sync for SyncRows {}
-
-impl SyncRows {
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
 }
 
 /// One row soft-maxed in place, compiled for AVX2 where the CPU has it.

@@ -83,7 +83,7 @@ pub(crate) fn par_parts(data: &mut [f32], min_len: usize, f: &(dyn Fn(usize, &mu
         return;
     }
     let len = data.len();
-    let dst = Out(data.as_mut_ptr());
+    let dst = SharedMut(data.as_mut_ptr());
     run_parallel(&|i, n| {
         let r = pool::share(len, i, n, 16);
         // SAFETY: the threads' shares are disjoint ranges of `data`.
@@ -96,23 +96,29 @@ pub(crate) fn share_rows(len: usize, i: usize, n: usize) -> std::ops::Range<usiz
     pool::share(len, i, n, 1)
 }
 
-/// A pointer that threads of one job write through at disjoint offsets.
+/// A pointer that threads of one job write through at disjoint offsets (the kernels'
+/// outputs, and the host loops of [`crate::layers`]).
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct SharedMut(*mut f32);
 // SAFETY: every use writes a range of the buffer that no other thread of the job touches,
 // and the buffer outlives the job (`Pool::run` returns after every part has finished).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
 
-impl Out {
+impl SharedMut {
+    /// Shares `buf` with the threads of a job.
+    pub(crate) fn new(buf: &mut [f32]) -> Self {
+        Self(buf.as_mut_ptr())
+    }
+
     /// The pointer `start` values in (for writes with strides, in the caller's range).
-    fn at(self, start: usize) -> *mut f32 {
+    pub(crate) fn at(self, start: usize) -> *mut f32 {
         self.0.wrapping_add(start)
     }
 
     /// `len` values from `start`.
     /// SAFETY: the caller owns that range of the buffer for the duration of the job.
-    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+    pub(crate) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
@@ -241,7 +247,7 @@ impl QMatrix {
         }
         let pool = pool();
         let n = pool.threads();
-        let dst = Out(out.as_mut_ptr());
+        let dst = SharedMut(out.as_mut_ptr());
         pool.run(&|i| {
             let r = pool::share(self.rows, i, n, ROW_ALIGN);
             // SAFETY: the shares of the threads are disjoint ranges of `out`.
@@ -253,7 +259,7 @@ impl QMatrix {
     fn parallel(&self, x: &[f32], n: usize, target: &mut [f32]) {
         let pool = pool();
         let threads = pool.threads();
-        let dst = Out(target.as_mut_ptr());
+        let dst = SharedMut(target.as_mut_ptr());
         pool.run(&|i| {
             let r = pool::share(self.rows, i, threads, ROW_ALIGN);
             // SAFETY: the shares of the threads are disjoint row ranges of `target`.
@@ -268,7 +274,7 @@ impl QMatrix {
     fn gemm(&self, x: &[f32], n: usize, out: &mut [f32]) {
         let pool = pool();
         let threads = pool.threads();
-        let dst = Out(out.as_mut_ptr());
+        let dst = SharedMut(out.as_mut_ptr());
         let panels = self.rows.div_ceil(PANEL_ROWS);
         pool.run(&|i| {
             let mut panel = Vec::new();
@@ -327,8 +333,8 @@ pub fn matvec_many(mats: &[&QMatrix], x: &[f32], outs: &mut [&mut [f32]]) {
         }
         let pool = pool();
         let n = pool.threads();
-        let dsts: [Option<Out>; MAX_GROUP] =
-            std::array::from_fn(|m| outs.get_mut(m).map(|o| Out(o.as_mut_ptr())));
+        let dsts: [Option<SharedMut>; MAX_GROUP] =
+            std::array::from_fn(|m| outs.get_mut(m).map(|o| SharedMut(o.as_mut_ptr())));
         pool.run(&|i| {
             for ((m, a), dst) in mats.iter().zip(acts).zip(&dsts) {
                 let r = pool::share(m.rows, i, n, ROW_ALIGN);
