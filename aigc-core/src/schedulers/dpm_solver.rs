@@ -7,7 +7,8 @@ use burn::tensor::Tensor;
 use super::{
     BetaSchedule, FinalSigmas, NoiseSource, PredictionType, Scheduler, SchedulerConfig, StepOutput,
     TimestepSpacing, add_noise_batch, check_steps, interp_index, karras, np_arange_down,
-    np_linspace, per_batch, same_shape, sigma_to_t, threshold_sample, train_sigmas,
+    np_linspace, per_batch, same_shape, schedule_finished, sigma_to_t, threshold_sample,
+    train_sigmas,
 };
 use crate::error::{Error, Result};
 
@@ -313,10 +314,7 @@ impl Scheduler for DpmSolverMultistepScheduler {
         };
         let len = self.timesteps.len();
         if i >= len || i + 1 >= self.sigmas.len() {
-            return Err(Error::invalid_argument(
-                "step",
-                "the schedule is finished; call set_timesteps again",
-            ));
+            return Err(schedule_finished());
         }
         let o = &self.options;
         let lower_order_final = i == len - 1

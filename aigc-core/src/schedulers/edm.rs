@@ -11,8 +11,8 @@ use burn::tensor::Tensor;
 
 use super::{
     FinalSigmas, NoiseSource, PredictionType, Scheduler, StepOutput, add_noise_batch,
-    index_for_timestep, karras, np_linspace, per_batch, same_shape, torch_linspace_f32,
-    torch_linspace_f64,
+    index_for_timestep, init_step_index, karras, np_linspace, per_batch, same_shape,
+    schedule_finished, torch_linspace_f32, torch_linspace_f64,
 };
 use crate::error::{Error, Result};
 
@@ -116,14 +116,7 @@ impl ConsistencyScheduler {
     }
 
     fn init_step_index(&mut self, timestep: f64) -> Result<usize> {
-        match self.step_index {
-            Some(i) => Ok(i),
-            None => {
-                let i = index_for_timestep(&self.timesteps, timestep)?;
-                self.step_index = Some(i);
-                Ok(i)
-            }
-        }
+        init_step_index(&mut self.step_index, &self.timesteps, timestep)
     }
 }
 
@@ -172,10 +165,7 @@ impl Scheduler for ConsistencyScheduler {
             None => index_for_timestep(&self.timesteps, timestep)?,
         };
         if i + 1 >= self.sigmas.len() {
-            return Err(Error::invalid_argument(
-                "step",
-                "the schedule is finished; call set_timesteps again",
-            ));
+            return Err(schedule_finished());
         }
         let sigma = self.sigmas[i];
         let sigma_next = if i + 1 < c.num_train_timesteps {
@@ -323,14 +313,7 @@ impl EdmEulerScheduler {
     }
 
     fn init_step_index(&mut self, timestep: f64) -> Result<usize> {
-        match self.step_index {
-            Some(i) => Ok(i),
-            None => {
-                let i = index_for_timestep(&self.timesteps, timestep)?;
-                self.step_index = Some(i);
-                Ok(i)
-            }
-        }
+        init_step_index(&mut self.step_index, &self.timesteps, timestep)
     }
 }
 
@@ -367,9 +350,7 @@ impl Scheduler for EdmEulerScheduler {
     ) -> Result<StepOutput> {
         same_shape(&sample, &model_output, "EDM Euler step model_output")?;
         let i = self.init_step_index(timestep)?;
-        let sigma_next = *self.sigmas.get(i + 1).ok_or_else(|| {
-            Error::invalid_argument("step", "the schedule is finished; call set_timesteps again")
-        })?;
+        let sigma_next = *self.sigmas.get(i + 1).ok_or_else(schedule_finished)?;
         let sigma_hat = self.sigmas[i];
         let sd = self.config.sigma_data as f32;
         let sd2 = (self.config.sigma_data * self.config.sigma_data) as f32;

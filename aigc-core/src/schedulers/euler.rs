@@ -7,9 +7,10 @@ use burn::tensor::Tensor;
 use super::{
     FinalSigmas, NoiseSource, PredictionType, Scheduler, SchedulerConfig, StepOutput,
     TimestepSpacing, add_noise_batch, check_steps, float_timesteps, index_for_timestep,
-    interp_index, karras, np_linspace, per_batch, same_shape, sigma_to_t, train_sigmas,
+    init_step_index, interp_index, karras, np_linspace, per_batch, same_shape, schedule_finished,
+    sigma_to_t, train_sigmas,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// diffusers' `EulerDiscreteScheduler` (discrete timesteps, linear interpolation, no churn).
 #[derive(Debug, Clone)]
@@ -121,14 +122,7 @@ impl EulerDiscreteScheduler {
     }
 
     fn init_step_index(&mut self, timestep: f64) -> Result<usize> {
-        match self.step_index {
-            Some(i) => Ok(i),
-            None => {
-                let i = index_for_timestep(&self.timesteps, timestep)?;
-                self.step_index = Some(i);
-                Ok(i)
-            }
-        }
+        init_step_index(&mut self.step_index, &self.timesteps, timestep)
     }
 }
 
@@ -173,9 +167,7 @@ impl Scheduler for EulerDiscreteScheduler {
     ) -> Result<StepOutput> {
         same_shape(&sample, &model_output, "Euler step model_output")?;
         let i = self.init_step_index(timestep)?;
-        let sigma_next = *self.sigmas.get(i + 1).ok_or_else(|| {
-            Error::invalid_argument("step", "the schedule is finished; call set_timesteps again")
-        })?;
+        let sigma_next = *self.sigmas.get(i + 1).ok_or_else(schedule_finished)?;
         // No churn (s_churn = 0): sigma_hat = sigma.
         let sigma_hat = self.sigmas[i];
         let x0 = sigma_x0(self.config.prediction_type, model_output, sample.clone(), sigma_hat);

@@ -7,9 +7,10 @@ use burn::tensor::Tensor;
 use super::euler::{sigma_add_noise, sigma_alphas_cumprod, sigma_init_noise, sigma_x0};
 use super::{
     NoiseSource, PredictionType, Scheduler, SchedulerConfig, StepOutput, check_steps,
-    float_timesteps, index_for_timestep, interp_index, np_linspace, same_shape, train_sigmas,
+    float_timesteps, init_step_index, interp_index, np_linspace, same_shape, schedule_finished,
+    train_sigmas,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// diffusers' `EulerAncestralDiscreteScheduler`. Draws noise at every step.
 #[derive(Debug, Clone)]
@@ -58,14 +59,7 @@ impl EulerAncestralScheduler {
     }
 
     fn init_step_index(&mut self, timestep: f64) -> Result<usize> {
-        match self.step_index {
-            Some(i) => Ok(i),
-            None => {
-                let i = index_for_timestep(&self.timesteps, timestep)?;
-                self.step_index = Some(i);
-                Ok(i)
-            }
-        }
+        init_step_index(&mut self.step_index, &self.timesteps, timestep)
     }
 }
 
@@ -104,9 +98,7 @@ impl Scheduler for EulerAncestralScheduler {
     ) -> Result<StepOutput> {
         same_shape(&sample, &model_output, "Euler ancestral step model_output")?;
         let i = self.init_step_index(timestep)?;
-        let sigma_to = *self.sigmas.get(i + 1).ok_or_else(|| {
-            Error::invalid_argument("step", "the schedule is finished; call set_timesteps again")
-        })?;
+        let sigma_to = *self.sigmas.get(i + 1).ok_or_else(schedule_finished)?;
         let sigma = self.sigmas[i];
         let (dims, device) = (model_output.dims(), model_output.device());
         let x0 = sigma_x0(self.config.prediction_type, model_output, sample.clone(), sigma);

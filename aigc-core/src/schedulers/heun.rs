@@ -7,9 +7,9 @@ use burn::tensor::Tensor;
 use super::euler::{inference_sigmas, sigma_add_noise, sigma_init_noise, sigma_x0};
 use super::{
     NoiseSource, PredictionType, Scheduler, SchedulerConfig, StepOutput, check_steps,
-    index_for_timestep, same_shape,
+    init_step_index, same_shape, schedule_finished,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The first-order half of a Heun step, kept for the correction.
 #[derive(Debug, Clone)]
@@ -73,14 +73,7 @@ impl HeunDiscreteScheduler {
     }
 
     fn init_step_index(&mut self, timestep: f64) -> Result<usize> {
-        match self.step_index {
-            Some(i) => Ok(i),
-            None => {
-                let i = index_for_timestep(&self.timesteps, timestep)?;
-                self.step_index = Some(i);
-                Ok(i)
-            }
-        }
+        init_step_index(&mut self.step_index, &self.timesteps, timestep)
     }
 }
 
@@ -131,9 +124,7 @@ impl Scheduler for HeunDiscreteScheduler {
     ) -> Result<StepOutput> {
         same_shape(&sample, &model_output, "Heun step model_output")?;
         let i = self.init_step_index(timestep)?;
-        let finished = || {
-            Error::invalid_argument("step", "the schedule is finished; call set_timesteps again")
-        };
+        let finished = || schedule_finished();
         let (sigma, sigma_next) = if self.first.is_none() {
             (self.sigmas[i], *self.sigmas.get(i + 1).ok_or_else(finished)?)
         } else {

@@ -5,7 +5,8 @@ use burn::tensor::Tensor;
 
 use super::{
     NoiseSource, PredictionType, Scheduler, SchedulerConfig, StepOutput, add_noise_batch,
-    clip_or_threshold, index_for_timestep, np_linspace, per_batch, same_shape, train_index,
+    clip_or_threshold, index_for_timestep, np_linspace, per_batch, same_shape, schedule_finished,
+    train_index,
 };
 use crate::error::{Error, Result};
 
@@ -123,10 +124,7 @@ impl Scheduler for LcmScheduler {
             None => index_for_timestep(&self.timesteps, timestep)?,
         };
         if i >= self.timesteps.len() {
-            return Err(Error::invalid_argument(
-                "step",
-                "the schedule is finished; call set_timesteps again",
-            ));
+            return Err(schedule_finished());
         }
         let t = train_index(timestep, self.alphas_cumprod.len())?;
         let prev = self.timesteps.get(i + 1).copied().unwrap_or(timestep) as usize;

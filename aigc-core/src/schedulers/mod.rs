@@ -649,6 +649,28 @@ fn check_steps(num_inference_steps: usize, num_train_timesteps: usize) -> Result
 
 /// diffusers' `index_for_timestep`: the position of `timestep` in `schedule`, the second one
 /// when it appears more than once (so that a restart from the middle does not skip a sigma).
+/// The step index of the sigma schedulers: set from `timestep`'s place in `schedule` on the
+/// first call of a run (diffusers' `_init_step_index`), then kept.
+pub(crate) fn init_step_index(
+    step_index: &mut Option<usize>,
+    schedule: &[f64],
+    timestep: f64,
+) -> Result<usize> {
+    match *step_index {
+        Some(i) => Ok(i),
+        None => {
+            let i = index_for_timestep(schedule, timestep)?;
+            *step_index = Some(i);
+            Ok(i)
+        }
+    }
+}
+
+/// The error of a step past the end of the schedule.
+pub(crate) fn schedule_finished() -> Error {
+    Error::invalid_argument("step", "the schedule is finished; call set_timesteps again")
+}
+
 fn index_for_timestep(schedule: &[f64], timestep: f64) -> Result<usize> {
     let mut hits = schedule.iter().enumerate().filter(|(_, t)| **t == timestep).map(|(i, _)| i);
     let first = hits.next().ok_or_else(|| {
