@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData, activation};
-use aigc_core::layers::QLinear;
+use aigc_core::layers::{LayerNorm, QLinear};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -84,31 +84,6 @@ impl ClipTextConfig {
             ));
         }
         Ok(cfg)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor<1>,
-    bias: Tensor<1>,
-    eps: f64,
-}
-
-impl LayerNorm {
-    fn load(w: &WeightLoader<'_>, p: &str, d: usize, eps: f64) -> Self {
-        Self {
-            weight: w.tensor(&format!("{p}.weight"), [d]),
-            bias: w.tensor(&format!("{p}.bias"), [d]),
-            eps,
-        }
-    }
-
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let mean = x.clone().mean_dim(2);
-        let centered = x - mean;
-        let var = centered.clone().square().mean_dim(2);
-        let y = centered * (var + self.eps).sqrt().recip();
-        y * self.weight.clone().unsqueeze::<3>() + self.bias.clone().unsqueeze::<3>()
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use aigc_core::burn::tensor::{Device, Tensor, TensorData, activation};
-use aigc_core::layers::{Conv2d, GroupNorm, QLinear, silu, softmax_last};
+use aigc_core::layers::{Conv2d, GroupNorm, LayerNorm, QLinear, silu, softmax_last};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -144,29 +144,6 @@ impl Resnet {
 }
 
 #[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor<1>,
-    bias: Tensor<1>,
-}
-
-impl LayerNorm {
-    fn load(w: &WeightLoader<'_>, p: &str, d: usize) -> Self {
-        Self {
-            weight: w.tensor(&format!("{p}.weight"), [d]),
-            bias: w.tensor(&format!("{p}.bias"), [d]),
-        }
-    }
-
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let mean = x.clone().mean_dim(2);
-        let c = x - mean;
-        let var = c.clone().square().mean_dim(2);
-        c * (var + 1e-5).sqrt().recip() * self.weight.clone().unsqueeze::<3>()
-            + self.bias.clone().unsqueeze::<3>()
-    }
-}
-
-#[derive(Debug, Clone)]
 struct Attention {
     q: QLinear,
     k: QLinear,
@@ -248,11 +225,11 @@ impl SpatialTransformer {
             let ctx = shape(src, &format!("{b}.attn2.to_k.weight"))?[1];
             let inner = shape(src, &format!("{b}.ff.net.2.weight"))?[1];
             blocks.push(TransformerBlock {
-                norm1: LayerNorm::load(w, &format!("{b}.norm1"), d),
+                norm1: LayerNorm::load(w, &format!("{b}.norm1"), d, 1e-5),
                 attn1: Attention::load(w, &format!("{b}.attn1"), d, d, heads),
-                norm2: LayerNorm::load(w, &format!("{b}.norm2"), d),
+                norm2: LayerNorm::load(w, &format!("{b}.norm2"), d, 1e-5),
                 attn2: Attention::load(w, &format!("{b}.attn2"), d, ctx, heads),
-                norm3: LayerNorm::load(w, &format!("{b}.norm3"), d),
+                norm3: LayerNorm::load(w, &format!("{b}.norm3"), d, 1e-5),
                 ff_in: w.linear(&format!("{b}.ff.net.0.proj"), d, 2 * inner, true),
                 ff_out: w.linear(&format!("{b}.ff.net.2"), inner, d, true),
             });

@@ -125,7 +125,7 @@ pub use conv::{Conv2d, GroupNorm};
 pub use embedding::Embedding;
 pub use linear::{QLinear, forward_group, is_cpu};
 pub use mlp::{Activation, GatedMlp};
-pub use norm::RmsNorm;
+pub use norm::{LayerNorm, RmsNorm};
 pub use rope::{RopeMode, RopeScaling, RotaryEmbedding, inverse_frequencies};
 
 #[cfg(test)]

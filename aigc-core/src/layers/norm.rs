@@ -1,4 +1,4 @@
-//! Root-mean-square layer normalisation.
+//! Root-mean-square and standard layer normalisation.
 
 use burn::tensor::Tensor;
 
@@ -44,5 +44,39 @@ impl RmsNorm {
         let variance = x.clone().square().mean_dim(D - 1);
         let x = x * (variance + self.eps).sqrt().recip();
         x * self.weight.clone().unsqueeze::<D>()
+    }
+}
+
+/// `(x - mean) / sqrt(var + eps) * weight + bias` over the last dimension (biased variance),
+/// as `torch.nn.LayerNorm` computes it in f32.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// A norm from its tensors (`[dim]` each).
+    pub fn new(weight: Tensor<1>, bias: Tensor<1>, eps: f64) -> Self {
+        Self { weight, bias, eps }
+    }
+
+    /// `{prefix}.weight` and `{prefix}.bias` (`[dim]`) from `w`.
+    pub fn load(w: &crate::weights::WeightLoader<'_>, prefix: &str, dim: usize, eps: f64) -> Self {
+        Self::new(
+            w.tensor(&format!("{prefix}.weight"), [dim]),
+            w.tensor(&format!("{prefix}.bias"), [dim]),
+            eps,
+        )
+    }
+
+    /// Normalises the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let mean = x.clone().mean_dim(D - 1);
+        let centered = x - mean;
+        let var = centered.clone().square().mean_dim(D - 1);
+        centered * (var + self.eps).sqrt().recip() * self.weight.clone().unsqueeze::<D>()
+            + self.bias.clone().unsqueeze::<D>()
     }
 }
