@@ -136,6 +136,31 @@ pub fn resolve(id_or_path: &str) -> Result<PathBuf> {
     ))
 }
 
+/// [`resolve`], and when the argument is a known model id that is not installed yet, runs the
+/// fetch script for it first (printing the command on stderr): what the examples do so that a
+/// first run works on a fresh machine.
+pub fn resolve_or_fetch(id_or_path: &str) -> Result<PathBuf> {
+    match resolve(id_or_path) {
+        Err(Error::ModelMissing { id, command, .. }) => {
+            eprintln!("model `{id}` is not installed; running: {command}");
+            let mut parts = command.split_whitespace();
+            let script = parts.next().unwrap_or("scripts/fetch-models.sh").to_string();
+            let status = std::process::Command::new(&script)
+                .args(parts)
+                .status()
+                .map_err(|e| Error::io(&script, e))?;
+            if !status.success() {
+                return Err(Error::invalid_argument(
+                    "model",
+                    format!("fetching `{id}` failed ({status})"),
+                ));
+            }
+            model_file(&id)
+        }
+        other => other,
+    }
+}
+
 /// For tests and examples that need a real model: its installed main file, or `None` after a
 /// loud `SKIPPED` message on stderr. With `AIGC_REQUIRE_MODELS=1` (as CI sets it) a missing
 /// model panics instead, so that nothing is skipped silently there.

@@ -80,27 +80,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The model path: an existing path, or a known id (fetched when missing).
-fn model_path(model: &str) -> Result<PathBuf, String> {
-    match models::resolve(model) {
-        Ok(p) => Ok(p),
-        Err(aigc_core::Error::ModelMissing { id, command, .. }) => {
-            eprintln!("model `{id}` is not installed; running: {command}");
-            let mut parts = command.split_whitespace();
-            let status =
-                std::process::Command::new(parts.next().unwrap_or("scripts/fetch-models.sh"))
-                    .args(parts)
-                    .status()
-                    .map_err(|e| format!("could not run the fetch script: {e}"))?;
-            if !status.success() {
-                return Err(format!("fetching `{id}` failed ({status})"));
-            }
-            models::model_file(&id).map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 fn run(args: Args) -> Result<(), String> {
     let err = |e: aigc_core::Error| e.to_string();
     let device = match &args.device {
@@ -108,7 +87,11 @@ fn run(args: Args) -> Result<(), String> {
         None => aigc_core::device_from_env(),
     }
     .map_err(err)?;
-    let model = TerrainModel::open(model_path(&args.model)?, &device).map_err(err)?;
+    let model = TerrainModel::open(
+        models::resolve_or_fetch(&args.model).map_err(|e| e.to_string())?,
+        &device,
+    )
+    .map_err(err)?;
     let n = NATIVE_SIZE * NATIVE_SIZE;
     let noise = match &args.latents {
         Some(path) => {

@@ -101,29 +101,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The model path: an existing path, or a known id (fetched when missing).
-fn model_path(model: &str) -> Result<std::path::PathBuf, String> {
-    match models::resolve(model) {
-        Ok(p) => Ok(p),
-        Err(aigc_core::Error::ModelMissing { id, command, .. }) => {
-            eprintln!("model `{id}` is not installed; running: {command}");
-            let mut parts = command.split_whitespace();
-            let status =
-                std::process::Command::new(parts.next().unwrap_or("scripts/fetch-models.sh"))
-                    .args(parts)
-                    .status()
-                    .map_err(|e| format!("could not run the fetch script: {e}"))?;
-            if !status.success() {
-                return Err(format!("fetching `{id}` failed ({status})"));
-            }
-            models::model_file(&id).map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 fn run(args: Args) -> Result<(), String> {
-    let path = model_path(&args.model)?;
+    let path = models::resolve_or_fetch(&args.model).map_err(|e| e.to_string())?;
     let device = match &args.device {
         Some(name) => aigc_core::parse_device(name),
         None => aigc_core::device_from_env(),
