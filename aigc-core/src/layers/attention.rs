@@ -327,11 +327,7 @@ fn host_attention(
                 });
             };
             // Split when there is enough work to pay for waking the other threads.
-            if rows * keys.len() * d < 64 * 1024 {
-                work(0, 1);
-            } else {
-                crate::quant::kernels::run_parallel(&work);
-            }
+            crate::quant::kernels::run_parallel(rows * keys.len() * d >= 64 * 1024, &work);
         });
     }
     // Store the newest `min(n, slots)` tokens in their slots (ring slots when windowed).

@@ -190,11 +190,7 @@ fn host_conv(
                 p0 = p1;
             }
         };
-        if out * n * kk < 1 << 18 {
-            work(0, 1);
-        } else {
-            crate::quant::kernels::run_parallel(&work);
-        }
+        crate::quant::kernels::run_parallel(out * n * kk >= 1 << 18, &work);
     }
     if let Some(bias) = bias {
         for (row, &bv) in y.chunks_exact_mut(n).zip(bias.iter().cycle()) {
@@ -325,11 +321,7 @@ impl GroupNorm {
                     }
                 }
             };
-            if v.len() < 1 << 15 {
-                work(0, 1);
-            } else {
-                crate::quant::kernels::run_parallel(&work);
-            }
+            crate::quant::kernels::run_parallel(v.len() >= 1 << 15, &work);
             return super::from_host(v, [b, c, h, w], &device);
         }
         let y = self.forward_tensors(x);

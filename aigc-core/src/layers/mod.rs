@@ -62,11 +62,7 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
             softmax_row(row);
         }
     };
-    if v.len() < 1 << 15 {
-        work(0, 1);
-    } else {
-        crate::quant::kernels::run_parallel(&work);
-    }
+    crate::quant::kernels::run_parallel(v.len() >= 1 << 15, &work);
     from_host(v, dims, &device)
 }
 

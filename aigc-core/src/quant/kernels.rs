@@ -68,8 +68,14 @@ pub fn num_threads() -> usize {
     pool().threads()
 }
 
-/// Runs `f(i, threads)` for each thread `i` of the kernels' pool (the caller is thread 0).
-pub(crate) fn run_parallel(f: &(dyn Fn(usize, usize) + Sync)) {
+/// Runs `f(i, threads)` for each thread `i` of the kernels' pool (the caller is thread 0), or
+/// only `f(0, 1)` on the calling thread when `split` is false (too little work to pay for
+/// waking the other threads).
+pub(crate) fn run_parallel(split: bool, f: &(dyn Fn(usize, usize) + Sync)) {
+    if !split {
+        f(0, 1);
+        return;
+    }
     let pool = pool();
     let n = pool.threads();
     pool.run(&|i| f(i, n));
@@ -78,13 +84,9 @@ pub(crate) fn run_parallel(f: &(dyn Fn(usize, usize) + Sync)) {
 /// `f(offset, part)` over `data` cut into one part per thread of the kernels' pool (one part,
 /// on the calling thread, when `data` is shorter than `min_len`).
 pub(crate) fn par_parts(data: &mut [f32], min_len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
-    if data.len() < min_len {
-        f(0, data);
-        return;
-    }
     let len = data.len();
     let dst = SharedMut(data.as_mut_ptr());
-    run_parallel(&|i, n| {
+    run_parallel(len >= min_len, &|i, n| {
         let r = pool::share(len, i, n, 16);
         // SAFETY: the threads' shares are disjoint ranges of `data`.
         f(r.start, unsafe { dst.slice(r.start, r.len()) });
