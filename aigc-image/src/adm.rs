@@ -9,7 +9,7 @@
 
 use aigc_core::burn::tensor::{Device, Tensor, TensorData};
 
-use aigc_core::layers::{Conv2d, GroupNorm, QLinear};
+use aigc_core::layers::{Conv2d, GroupNorm, HeadLayout, QLinear, multi_head_attention};
 use aigc_core::weights::{TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -172,14 +172,13 @@ impl AttentionBlock {
         let t = hh * ww;
         let (heads, ch) = (self.heads, c / self.heads);
         let qkv = self.qkv.forward(self.norm.forward(x.clone())).reshape([b, 3 * c, t]);
-        let part = |i: usize| qkv.clone().narrow(1, i * c, c).reshape([b * heads, ch, t]);
-        // Both q and k scaled by ch^-1/4, as the reference does (more stable in f16).
-        let scale = 1.0 / (ch as f32).sqrt().sqrt();
-        let (q, k, v) = (part(0) * scale, part(1) * scale, part(2));
-        // weight[b, t, s] = Σ_c q[b, c, t] k[b, c, s]
-        let weight = aigc_core::layers::softmax_last(q.swap_dims(1, 2).matmul(k));
-        // a[b, c, t] = Σ_s weight[b, t, s] v[b, c, s]
-        let a = v.matmul(weight.swap_dims(1, 2)).reshape([b, c, hh, ww]);
+        let part = |i: usize| qkv.clone().narrow(1, i * c, c);
+        // The reference scales q and k by ch^-1/4 each (for f16); one 1/sqrt(ch) on the
+        // product is the same in f32 up to rounding.
+        let scale = 1.0 / (ch as f32).sqrt();
+        let a =
+            multi_head_attention(part(0), part(1), part(2), heads, scale, HeadLayout::ChannelMajor)
+                .reshape([b, c, hh, ww]);
         x + self.proj.forward(a)
     }
 }

@@ -8,7 +8,9 @@
 use std::path::Path;
 
 use aigc_core::burn::tensor::{Device, Tensor, TensorData, activation};
-use aigc_core::layers::{Conv2d, GroupNorm, LayerNorm, QLinear, silu, softmax_last};
+use aigc_core::layers::{
+    Conv2d, GroupNorm, HeadLayout, LayerNorm, QLinear, multi_head_attention, silu,
+};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -164,14 +166,10 @@ impl Attention {
     }
 
     fn forward(&self, x: Tensor<3>, ctx: Tensor<3>) -> Tensor<3> {
-        let [b, n, d] = x.dims();
-        let m = ctx.dims()[1];
-        let (h, hd) = (self.heads, d / self.heads);
-        let q = self.q.forward(x).reshape([b, n, h, hd]).swap_dims(1, 2);
-        let k = self.k.forward(ctx.clone()).reshape([b, m, h, hd]).swap_dims(1, 2);
-        let v = self.v.forward(ctx).reshape([b, m, h, hd]).swap_dims(1, 2);
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
-        let a = softmax_last(scores).matmul(v).swap_dims(1, 2).reshape([b, n, d]);
+        let hd = x.dims()[2] / self.heads;
+        let (q, k, v) = (self.q.forward(x), self.k.forward(ctx.clone()), self.v.forward(ctx));
+        let scale = 1.0 / (hd as f32).sqrt();
+        let a = multi_head_attention(q, k, v, self.heads, scale, HeadLayout::TokenMajor);
         self.out.forward(a)
     }
 }

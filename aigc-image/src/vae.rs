@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aigc_core::burn::tensor::Tensor;
-use aigc_core::layers::{Conv2d, GroupNorm, QLinear, softmax_last};
+use aigc_core::layers::{Conv2d, GroupNorm, HeadLayout, QLinear, multi_head_attention};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -150,10 +150,10 @@ impl Attention {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let seq = self.norm.forward(x.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
-        let q = self.q.forward(seq.clone()) * (1.0 / (c as f64).sqrt());
-        let k = self.k.forward(seq.clone());
-        let v = self.v.forward(seq);
-        let a = softmax_last(q.matmul(k.swap_dims(1, 2))).matmul(v);
+        let (q, k, v) =
+            (self.q.forward(seq.clone()), self.k.forward(seq.clone()), self.v.forward(seq));
+        let scale = 1.0 / (c as f32).sqrt();
+        let a = multi_head_attention(q, k, v, 1, scale, HeadLayout::TokenMajor);
         let o = self.out.forward(a).swap_dims(1, 2).reshape([b, c, h, w]);
         x + o
     }

@@ -12,6 +12,7 @@ mod attention;
 mod conv;
 mod embedding;
 mod linear;
+mod mha;
 mod mlp;
 mod norm;
 mod rope;
@@ -70,9 +71,26 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 fn softmax_row(v: &mut [f32]) {
     #[inline(always)]
     fn generic(v: &mut [f32]) {
-        let max = v.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let mut sum = 0f32;
-        for x in v.iter_mut() {
+        // Eight running maxima and sums, so that both loops vectorise.
+        let mut lanes = [f32::NEG_INFINITY; 8];
+        let mut chunks = v.chunks_exact(8);
+        for c in &mut chunks {
+            for l in 0..8 {
+                lanes[l] = lanes[l].max(c[l]);
+            }
+        }
+        let max = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let max = lanes.iter().fold(max, |m, &x| m.max(x));
+        let mut sums = [0f32; 8];
+        let mut chunks = v.chunks_exact_mut(8);
+        for c in &mut chunks {
+            for l in 0..8 {
+                c[l] = attention::exp(c[l] - max);
+                sums[l] += c[l];
+            }
+        }
+        let mut sum: f32 = sums.iter().sum();
+        for x in chunks.into_remainder() {
             *x = attention::exp(*x - max);
             sum += *x;
         }
@@ -120,6 +138,7 @@ pub(crate) fn host_copy(t: &Tensor<1>) -> Option<Vec<f32>> {
 pub use conv::{Conv2d, GroupNorm};
 pub use embedding::Embedding;
 pub use linear::{QLinear, forward_group, is_cpu};
+pub use mha::{HeadLayout, multi_head_attention};
 pub use mlp::{Activation, GatedMlp};
 pub use norm::{LayerNorm, RmsNorm};
 pub use rope::{RopeMode, RopeScaling, RotaryEmbedding, inverse_frequencies};
