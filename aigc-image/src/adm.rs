@@ -138,12 +138,11 @@ impl ResBlock {
         let c = two_c / 2;
         let scale = e.clone().narrow(2, 0, c).reshape([b, c]);
         let shift = e.narrow(2, c, c).reshape([b, c]);
-        let h = self.out_conv.forward(self.out_norm.forward_fused(h, Some((scale, shift)), true));
         let x = match &self.skip {
             Some(conv) => conv.forward(x),
             None => x,
         };
-        x + h
+        self.out_conv.forward_add(self.out_norm.forward_fused(h, Some((scale, shift)), true), x)
     }
 }
 
@@ -179,7 +178,7 @@ impl AttentionBlock {
         let a =
             multi_head_attention(part(0), part(1), part(2), heads, scale, HeadLayout::ChannelMajor)
                 .reshape([b, c, hh, ww]);
-        x + self.proj.forward(a)
+        self.proj.forward_add(a, x)
     }
 }
 

@@ -136,12 +136,11 @@ impl Resnet {
         let t = linear_2d(&self.temb, silu(temb.clone()));
         let [b, c] = t.dims();
         let h = h + t.reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(self.norm2.forward_fused(h, None, true));
         let x = match &self.shortcut {
             Some(s) => s.forward(x),
             None => x,
         };
-        x + h
+        self.conv2.forward_add(self.norm2.forward_fused(h, None, true), x)
     }
 }
 

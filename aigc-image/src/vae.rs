@@ -117,12 +117,11 @@ impl Resnet {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let h = self.conv1.forward(self.norm1.forward_fused(x.clone(), None, true));
-        let h = self.conv2.forward(self.norm2.forward_fused(h, None, true));
         let x = match &self.shortcut {
             Some(c) => c.forward(x),
             None => x,
         };
-        x + h
+        self.conv2.forward_add(self.norm2.forward_fused(h, None, true), x)
     }
 }
 

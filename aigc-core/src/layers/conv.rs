@@ -50,124 +50,141 @@ impl Conv2d {
 
     /// Convolves `x` (`[batch, in, h, w]`).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_onto(x, None)
+    }
+
+    /// `forward(x) + residual` (`residual` shaped like the output), on a CPU device
+    /// accumulated straight onto the residual's values.
+    pub fn forward_add(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        self.forward_onto(x, Some(residual))
+    }
+
+    fn forward_onto(&self, x: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
         let [out, inp, kh, kw] = self.weight.dims();
         if let Some((w, bias)) = &self.host
             && x.dims()[1] == inp
             && kh == kw
         {
             let ([b, _, h, wd], device) = (x.dims(), x.device());
-            let xs = super::to_host(x);
-            let (y, ho, wo) = host_conv(
-                &xs,
-                [b, inp, h, wd],
-                w,
-                bias.as_deref(),
+            let ho = (h + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
+            let wo = (wd + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
+            let dims = [b, out, ho, wo];
+            let (y, accumulate) = match residual {
+                Some(r) if r.dims() == dims => (super::to_host(r), true),
+                Some(r) => return self.forward_onto(x, None) + r,
+                None => (vec![0f32; b * out * ho * wo], false),
+            };
+            let mut y = y;
+            let geometry = ConvGeometry {
+                b,
+                c: inp,
+                h,
+                w: wd,
                 out,
-                kh,
-                self.stride,
-                self.padding,
-            );
-            return super::from_host(y, [b, out, ho, wo], &device);
+                k: kh,
+                stride: self.stride,
+                pad: self.padding,
+                ho,
+                wo,
+            };
+            host_conv(&super::to_host(x), &geometry, w, bias.as_deref(), &mut y, accumulate);
+            return super::from_host(y, dims, &device);
         }
         let options =
             ConvOptions::new([self.stride, self.stride], [self.padding, self.padding], [1, 1], 1);
-        conv2d(x, self.weight.clone(), self.bias.clone(), options)
+        let y = conv2d(x, self.weight.clone(), self.bias.clone(), options);
+        match residual {
+            Some(r) => y + r,
+            None => y,
+        }
     }
 }
 
-/// `y = W * im2col(x) + b` per batch item on the host: output columns (positions) are split
-/// across the kernel threads, each building its own slice of the column matrix.
-#[allow(clippy::too_many_arguments)]
-fn host_conv(
-    x: &[f32],
-    [b, c, h, w]: [usize; 4],
-    weight: &[f32],
-    bias: Option<&[f32]>,
+/// The sizes of one host convolution.
+struct ConvGeometry {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
     out: usize,
     k: usize,
     stride: usize,
     pad: usize,
-) -> (Vec<f32>, usize, usize) {
-    let ho = (h + 2 * pad).saturating_sub(k) / stride + 1;
-    let wo = (w + 2 * pad).saturating_sub(k) / stride + 1;
-    let n = ho * wo;
+    ho: usize,
+    wo: usize,
+}
+
+thread_local! {
+    /// Per thread: one tile's column matrix.
+    static COLUMNS: std::cell::RefCell<Vec<f32>> = Default::default();
+}
+
+/// `y (+)= W * im2col(x) + b` on the host, in tiles of output positions whose column matrix
+/// stays in L2; the kernel threads take tiles (of any batch item) as they finish one. With
+/// `accumulate`, `y` holds values (a residual) that the convolution adds onto.
+fn host_conv(
+    x: &[f32],
+    g: &ConvGeometry,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    let &ConvGeometry { c, h, w, out, k, stride, pad, wo, .. } = g;
+    let n = g.ho * wo;
     let kk = c * k * k;
-    let mut y = vec![0f32; b * out * n];
-    let dst = SharedMut::new(&mut y);
-    for bi in 0..b {
+    let direct = k == 1 && stride == 1 && pad == 0;
+    let per = (CONV_TILE_FLOATS / kk.max(1)).max(16) / 16 * 16;
+    let tiles = n.div_ceil(per);
+    let dst = SharedMut::new(y);
+    // Tile `unit`: positions p0..p1 of batch item bi: their columns, then one GEMM.
+    let tile = |unit: usize| {
+        let (bi, p0) = (unit / tiles, (unit % tiles) * per);
+        let p1 = (p0 + per).min(n);
+        let np = p1 - p0;
         let xb = &x[bi * c * h * w..(bi + 1) * c * h * w];
-        // Positions p0..p1 of the output: their columns, then one GEMM.
-        let tile = |p0: usize, p1: usize, cols: &mut Vec<f32>| {
-            let np = p1 - p0;
-            let direct = k == 1 && stride == 1 && pad == 0;
+        COLUMNS.with_borrow_mut(|cols| {
             let rhs: &[f32] = if direct {
                 xb
             } else {
                 cols.resize(kk * np, 0f32);
-                let (oy0, oy1) = (p0 / wo, (p1 - 1) / wo);
-                for ci in 0..c {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let row = &mut cols[((ci * k + ky) * k + kx) * np..][..np];
-                            let mut j = 0;
-                            for oy in oy0..=oy1 {
-                                let xa = if oy == oy0 { p0 % wo } else { 0 };
-                                let xe = if oy == oy1 { (p1 - 1) % wo + 1 } else { wo };
-                                let seg = &mut row[j..j + (xe - xa)];
-                                j += xe - xa;
-                                let iy = (oy * stride + ky) as isize - pad as isize;
-                                if iy < 0 || iy as usize >= h {
-                                    seg.fill(0.0);
-                                    continue;
-                                }
-                                let src = &xb[(ci * h + iy as usize) * w..][..w];
-                                if stride == 1 {
-                                    // ix = ox + kx - pad: a shifted copy with zeros at the edges.
-                                    let lo = pad.saturating_sub(kx).clamp(xa, xe);
-                                    let hi = (w + pad).saturating_sub(kx).clamp(lo, xe);
-                                    let (head, rest) = seg.split_at_mut(lo - xa);
-                                    let (mid, tail) = rest.split_at_mut(hi - lo);
-                                    head.fill(0.0);
-                                    tail.fill(0.0);
-                                    let s0 = lo + kx - pad;
-                                    mid.copy_from_slice(&src[s0..s0 + (hi - lo)]);
-                                    continue;
-                                }
-                                for (v, ox) in seg.iter_mut().zip(xa..xe) {
-                                    let ix = (ox * stride + kx) as isize - pad as isize;
-                                    *v = if ix >= 0 && (ix as usize) < w {
-                                        src[ix as usize]
-                                    } else {
-                                        0.0
-                                    };
-                                }
-                            }
-                        }
-                    }
-                }
+                im2col_tile(xb, g, p0, p1, cols);
                 &cols[..]
             };
+            let yb = bi * out * n + p0;
+            if let Some(bias) = bias {
+                for (o, &bv) in bias.iter().enumerate() {
+                    // SAFETY: row o's columns p0..p1 of item bi belong to this tile alone.
+                    let row = unsafe { dst.slice(yb + o * n, np) };
+                    if accumulate {
+                        row.iter_mut().for_each(|v| *v += bv);
+                    } else {
+                        row.fill(bv);
+                    }
+                }
+            }
+            let read_dst = accumulate || bias.is_some();
             // Direct 1x1: the columns are x's rows, at offset p0 with row stride n.
             let (rhs_ptr, rhs_rs) =
                 if direct { (rhs[p0..].as_ptr(), n as isize) } else { (rhs.as_ptr(), np as isize) };
             // SAFETY: every pointer and stride stays inside `weight`, the columns and this
-            // thread's columns p0..p1 of batch item bi's output (no other thread writes them).
+            // tile's columns p0..p1 of batch item bi's output (no other thread writes them).
             unsafe {
                 gemm::gemm(
                     out,
                     np,
                     kk,
-                    dst.at(bi * out * n + p0),
+                    dst.at(yb),
                     1,
                     n as isize,
-                    false,
+                    read_dst,
                     weight.as_ptr(),
                     1,
                     kk as isize,
                     rhs_ptr,
                     1,
                     rhs_rs,
-                    0.0,
+                    if read_dst { 1.0 } else { 0.0 },
                     1.0,
                     false,
                     false,
@@ -175,29 +192,52 @@ fn host_conv(
                     gemm::Parallelism::None,
                 );
             }
-        };
-        // Each thread takes a range of positions (multiples of 16) and goes through it in tiles
-        // whose columns stay in L2.
-        let work = |t: usize, threads: usize| {
-            let r = crate::quant::kernels::share_rows(n.div_ceil(16), t, threads);
-            let (q0, q1) = (r.start * 16, (r.end * 16).min(n));
-            let per = (CONV_TILE_FLOATS / kk.max(1)).max(16) / 16 * 16;
-            let mut cols = Vec::new();
-            let mut p0 = q0;
-            while p0 < q1 {
-                let p1 = (p0 + per).min(q1);
-                tile(p0, p1, &mut cols);
-                p0 = p1;
+        });
+    };
+    crate::quant::kernels::for_each_unit(g.b * out * n * kk >= 1 << 18, g.b * tiles, &tile);
+}
+
+/// The column matrix (`[c * k * k, p1 - p0]`) of output positions `p0..p1` of one item.
+fn im2col_tile(xb: &[f32], g: &ConvGeometry, p0: usize, p1: usize, cols: &mut [f32]) {
+    let &ConvGeometry { c, h, w, k, stride, pad, wo, .. } = g;
+    let np = p1 - p0;
+    let (oy0, oy1) = (p0 / wo, (p1 - 1) / wo);
+    for ci in 0..c {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((ci * k + ky) * k + kx) * np..][..np];
+                let mut j = 0;
+                for oy in oy0..=oy1 {
+                    let xa = if oy == oy0 { p0 % wo } else { 0 };
+                    let xe = if oy == oy1 { (p1 - 1) % wo + 1 } else { wo };
+                    let seg = &mut row[j..j + (xe - xa)];
+                    j += xe - xa;
+                    let iy = (oy * stride + ky) as isize - pad as isize;
+                    if iy < 0 || iy as usize >= h {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    let src = &xb[(ci * h + iy as usize) * w..][..w];
+                    if stride == 1 {
+                        // ix = ox + kx - pad: a shifted copy with zeros at the edges.
+                        let lo = pad.saturating_sub(kx).clamp(xa, xe);
+                        let hi = (w + pad).saturating_sub(kx).clamp(lo, xe);
+                        let (head, rest) = seg.split_at_mut(lo - xa);
+                        let (mid, tail) = rest.split_at_mut(hi - lo);
+                        head.fill(0.0);
+                        tail.fill(0.0);
+                        let s0 = lo + kx - pad;
+                        mid.copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                        continue;
+                    }
+                    for (v, ox) in seg.iter_mut().zip(xa..xe) {
+                        let ix = (ox * stride + kx) as isize - pad as isize;
+                        *v = if ix >= 0 && (ix as usize) < w { src[ix as usize] } else { 0.0 };
+                    }
+                }
             }
-        };
-        crate::quant::kernels::run_parallel(out * n * kk >= 1 << 18, &work);
-    }
-    if let Some(bias) = bias {
-        for (row, &bv) in y.chunks_exact_mut(n).zip(bias.iter().cycle()) {
-            row.iter_mut().for_each(|v| *v += bv);
         }
     }
-    (y, ho, wo)
 }
 
 /// `((x - mean) * ga + be) * m1 + m0`, then SiLU if asked, compiled for AVX2 where the CPU
@@ -228,8 +268,9 @@ fn normalize_chunk(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: 
     generic(chunk, mean, ga, be, m1, m0, silu)
 }
 
-/// The column matrix of one tile holds about this many values (64 KiB, well inside L2).
-const CONV_TILE_FLOATS: usize = 16 * 1024;
+/// The column matrix of one tile holds about this many values (256 KiB, inside L2 with the
+/// GEMM's packed copies).
+const CONV_TILE_FLOATS: usize = 64 * 1024;
 
 /// Group normalisation over `[batch, channels, ...]`: channels split into `groups`, each
 /// normalised by its mean and (biased) variance over its channels and positions, then scaled
@@ -296,32 +337,30 @@ impl GroupNorm {
             let (hw, eps) = (h * w, self.eps);
             let groups = b * g;
             let ptr = SharedMut::new(&mut v);
-            let work = |t: usize, threads: usize| {
-                for grp in crate::quant::kernels::share_rows(groups, t, threads) {
-                    // SAFETY: group `grp`'s values belong to this thread alone.
-                    let vals = unsafe { ptr.slice(grp * per, per) };
-                    let (mut s1, mut s2) = (0f64, 0f64);
-                    for &x in vals.iter() {
-                        s1 += x as f64;
-                        s2 += (x as f64) * (x as f64);
-                    }
-                    let mean = s1 / per as f64;
-                    let var = (s2 / per as f64 - mean * mean).max(0.0);
-                    let inv = (1.0 / (var + eps).sqrt()) as f32;
-                    let mean = mean as f32;
-                    let (bi, c0) = (grp / g, (grp % g) * (c / g));
-                    for (ci, chunk) in vals.chunks_exact_mut(hw).enumerate() {
-                        let ch = c0 + ci;
-                        let (ga, be) = (gamma[ch] * inv, beta[ch]);
-                        let (m1, m0) = match &modulation {
-                            Some((s, t)) => (1.0 + s[bi * c + ch], t[bi * c + ch]),
-                            None => (1.0, 0.0),
-                        };
-                        normalize_chunk(chunk, mean, ga, be, m1, m0, silu);
-                    }
+            let work = |grp: usize| {
+                // SAFETY: group `grp`'s values belong to this thread alone.
+                let vals = unsafe { ptr.slice(grp * per, per) };
+                let (mut s1, mut s2) = (0f64, 0f64);
+                for &x in vals.iter() {
+                    s1 += x as f64;
+                    s2 += (x as f64) * (x as f64);
+                }
+                let mean = s1 / per as f64;
+                let var = (s2 / per as f64 - mean * mean).max(0.0);
+                let inv = (1.0 / (var + eps).sqrt()) as f32;
+                let mean = mean as f32;
+                let (bi, c0) = (grp / g, (grp % g) * (c / g));
+                for (ci, chunk) in vals.chunks_exact_mut(hw).enumerate() {
+                    let ch = c0 + ci;
+                    let (ga, be) = (gamma[ch] * inv, beta[ch]);
+                    let (m1, m0) = match &modulation {
+                        Some((s, t)) => (1.0 + s[bi * c + ch], t[bi * c + ch]),
+                        None => (1.0, 0.0),
+                    };
+                    normalize_chunk(chunk, mean, ga, be, m1, m0, silu);
                 }
             };
-            crate::quant::kernels::run_parallel(v.len() >= 1 << 15, &work);
+            crate::quant::kernels::for_each_unit(v.len() >= 1 << 15, groups, &work);
             return super::from_host(v, [b, c, h, w], &device);
         }
         let y = self.forward_tensors(x);
@@ -387,6 +426,37 @@ mod tests {
         ];
         for (g, e) in y.iter().zip(want) {
             assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+        }
+    }
+
+    #[test]
+    fn host_tiles_match_burns_convolution() {
+        // 70 input channels (several position tiles at 3x3), two items, odd sizes.
+        let d = device();
+        let val = |n: usize, s: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * s) % 101) as f32 / 101.0 - 0.5).collect()
+        };
+        let (b, c, h, w, out) = (2, 70, 37, 29, 9);
+        let x = Tensor::<4>::from_data(TensorData::new(val(b * c * h * w, 13), [b, c, h, w]), &d);
+        for (k, stride, pad) in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (4, 2, 1)] {
+            let wt = Tensor::<4>::from_data(
+                TensorData::new(val(out * c * k * k, 7), [out, c, k, k]),
+                &d,
+            );
+            let bias = Tensor::<1>::from_data(TensorData::new(val(out, 3), [out]), &d);
+            let conv = Conv2d::new(wt.clone(), Some(bias.clone()), stride, pad);
+            let options = ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1);
+            let want = conv2d(x.clone(), wt, Some(bias), options);
+            let residual = Tensor::<4>::from_data(
+                TensorData::new(val(want.shape().num_elements(), 5), want.dims()),
+                &d,
+            );
+            let got = values(conv.forward(x.clone()));
+            let got_add = values(conv.forward_add(x.clone(), residual.clone()));
+            let (want, want_add) = (values(want.clone()), values(want + residual));
+            for (g, e) in got.iter().zip(&want).chain(got_add.iter().zip(&want_add)) {
+                assert!((g - e).abs() < 1e-4, "k{k} s{stride} p{pad}: {g} vs {e}");
+            }
         }
     }
 

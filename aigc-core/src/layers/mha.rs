@@ -101,74 +101,72 @@ fn host_attention(
     let blocks = n.div_ceil(QUERY_BLOCK);
     let units = b * heads * blocks;
     let dst = SharedMut::new(out);
-    let work = |t: usize, threads: usize| {
+    let work = |unit: usize| {
         SCORES.with_borrow_mut(|scores| {
-            for unit in crate::quant::kernels::share_rows(units, t, threads) {
-                let (bh, blk) = (unit / blocks, unit % blocks);
-                let (bi, h) = (bh / heads, bh % heads);
-                let (i0, i1) = (blk * QUERY_BLOCK, ((blk + 1) * QUERY_BLOCK).min(n));
-                let rows = i1 - i0;
-                scores.resize(rows * m, 0.0);
-                let (qo, qt, qf) = view(bi, h, n);
-                let (ko, kt, kf) = view(bi, h, m);
-                // SAFETY: the operands' offsets and strides stay inside q, k, v and this
-                // unit's queries of the output, which no other thread writes.
-                unsafe {
-                    // scores[i, j] = scale * Σ_f q[i0 + i, f] k[j, f]
-                    gemm::gemm(
-                        rows,
-                        m,
-                        hd,
-                        scores.as_mut_ptr(),
-                        1,
-                        m as isize,
-                        false,
-                        q.as_ptr().add(qo + i0 * qt as usize),
-                        qf,
-                        qt,
-                        k.as_ptr().add(ko),
-                        kt,
-                        kf,
-                        0.0,
-                        scale,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-                for row in scores.chunks_exact_mut(m) {
-                    super::softmax_row(row);
-                }
-                // SAFETY: as above.
-                unsafe {
-                    // out[i0 + i, f] = Σ_j scores[i, j] v[j, f]
-                    gemm::gemm(
-                        rows,
-                        hd,
-                        m,
-                        dst.at(qo + i0 * qt as usize),
-                        qf,
-                        qt,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        m as isize,
-                        v.as_ptr().add(ko),
-                        kf,
-                        kt,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+            let (bh, blk) = (unit / blocks, unit % blocks);
+            let (bi, h) = (bh / heads, bh % heads);
+            let (i0, i1) = (blk * QUERY_BLOCK, ((blk + 1) * QUERY_BLOCK).min(n));
+            let rows = i1 - i0;
+            scores.resize(rows * m, 0.0);
+            let (qo, qt, qf) = view(bi, h, n);
+            let (ko, kt, kf) = view(bi, h, m);
+            // SAFETY: the operands' offsets and strides stay inside q, k, v and this
+            // unit's queries of the output, which no other thread writes.
+            unsafe {
+                // scores[i, j] = scale * Σ_f q[i0 + i, f] k[j, f]
+                gemm::gemm(
+                    rows,
+                    m,
+                    hd,
+                    scores.as_mut_ptr(),
+                    1,
+                    m as isize,
+                    false,
+                    q.as_ptr().add(qo + i0 * qt as usize),
+                    qf,
+                    qt,
+                    k.as_ptr().add(ko),
+                    kt,
+                    kf,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for row in scores.chunks_exact_mut(m) {
+                super::softmax_row(row);
+            }
+            // SAFETY: as above.
+            unsafe {
+                // out[i0 + i, f] = Σ_j scores[i, j] v[j, f]
+                gemm::gemm(
+                    rows,
+                    hd,
+                    m,
+                    dst.at(qo + i0 * qt as usize),
+                    qf,
+                    qt,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    m as isize,
+                    v.as_ptr().add(ko),
+                    kf,
+                    kt,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
             }
         })
     };
-    crate::quant::kernels::run_parallel(b * heads * n * m * hd >= 1 << 16, &work);
+    crate::quant::kernels::for_each_unit(b * heads * n * m * hd >= 1 << 16, units, &work);
 }
 
 thread_local! {

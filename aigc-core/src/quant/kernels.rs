@@ -81,6 +81,26 @@ pub(crate) fn run_parallel(split: bool, f: &(dyn Fn(usize, usize) + Sync)) {
     pool.run(&|i| f(i, n));
 }
 
+/// `f(unit)` for every unit in `0..units`, the kernels' threads taking the next unit as they
+/// finish one (a thread that the OS delays takes fewer), or all on the calling thread when
+/// `split` is false.
+pub(crate) fn for_each_unit(split: bool, units: usize, f: &(dyn Fn(usize) + Sync)) {
+    if !split || units < 2 {
+        (0..units).for_each(f);
+        return;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    run_parallel(true, &|_, _| {
+        loop {
+            let unit = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if unit >= units {
+                break;
+            }
+            f(unit);
+        }
+    });
+}
+
 /// `f(offset, part)` over `data` cut into one part per thread of the kernels' pool (one part,
 /// on the calling thread, when `data` is shorter than `min_len`).
 pub(crate) fn par_parts(data: &mut [f32], min_len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
