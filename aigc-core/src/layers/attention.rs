@@ -455,8 +455,13 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.clamp(-87.0, 88.0);
-    // Round to nearest with the 1.5 * 2^23 trick (no libm call).
-    let n = (xc * LOG2E + 12_582_912.0) - 12_582_912.0;
+    // Round to nearest with the 1.5 * 2^23 trick (no libm call): t's low mantissa bits hold
+    // n as an integer, read off by subtracting the bits of 1.5 * 2^23 (an `as i32` cast would
+    // be a saturating conversion, which LLVM does one lane at a time).
+    const MAGIC: f32 = 12_582_912.0;
+    let t = xc * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let ni = t.to_bits().wrapping_sub(MAGIC.to_bits());
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -465,7 +470,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let scaled = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scaled = y * f32::from_bits(ni.wrapping_add(127) << 23);
     if x < -87.0 { 0.0 } else { scaled }
 }
 
