@@ -4,14 +4,16 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
+use super::conv3x3::{Packed3x3, conv3x3};
 use crate::quant::kernels::SharedMut;
 use crate::weights::WeightLoader;
 
 /// A 2-D convolution with PyTorch's weight layout `[out, in, kh, kw]`, a stride and
 /// symmetric zero padding.
 ///
-/// On a CPU device it runs as im2col and a GEMM on the host, columns split across the
-/// kernel threads (burn's CPU convolution runs on one thread).
+/// On a CPU device it runs on the host across the kernel threads (burn's CPU convolution runs
+/// on one thread): 3x3 stride-1 padding-1 convolutions through a direct AVX2 kernel where the
+/// CPU has it, the rest as im2col and a GEMM.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Tensor<4>,
@@ -20,6 +22,8 @@ pub struct Conv2d {
     padding: usize,
     /// CPU devices: the weight `[out, in * kh * kw]` and bias on the host.
     host: Option<(Vec<f32>, Option<Vec<f32>>)>,
+    /// CPU devices, 3x3 stride 1 padding 1: the weight packed for the direct kernel.
+    packed: Option<Packed3x3>,
 }
 
 impl Conv2d {
@@ -27,7 +31,14 @@ impl Conv2d {
     pub fn new(weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: usize) -> Self {
         let host = super::is_cpu(&weight.device())
             .then(|| (super::to_host(weight.clone()), bias.as_ref().and_then(super::host_copy)));
-        Self { weight, bias, stride: stride.max(1), padding, host }
+        let [out, inp, kh, kw] = weight.dims();
+        let packed = match &host {
+            Some((w, _)) if [kh, kw, stride, padding] == [3, 3, 1, 1] && Packed3x3::usable(8) => {
+                Some(Packed3x3::new(w, out, inp))
+            }
+            _ => None,
+        };
+        Self { weight, bias, stride: stride.max(1), padding, host, packed }
     }
 
     /// `{prefix}.weight` (`[out, in, k, k]`) and `{prefix}.bias` (`[out]`) from `w`.
@@ -75,6 +86,13 @@ impl Conv2d {
                 None => (vec![0f32; b * out * ho * wo], false),
             };
             let mut y = y;
+            if let Some(packed) = &self.packed
+                && Packed3x3::usable(wd)
+            {
+                let x = super::to_host(x);
+                conv3x3(&x, [b, h, wd], packed, bias.as_deref(), &mut y, accumulate);
+                return super::from_host(y, dims, &device);
+            }
             let geometry = ConvGeometry {
                 b,
                 c: inp,
@@ -436,9 +454,12 @@ mod tests {
         let val = |n: usize, s: usize| -> Vec<f32> {
             (0..n).map(|i| ((i * s) % 101) as f32 / 101.0 - 0.5).collect()
         };
-        let (b, c, h, w, out) = (2, 70, 37, 29, 9);
-        let x = Tensor::<4>::from_data(TensorData::new(val(b * c * h * w, 13), [b, c, h, w]), &d);
-        for (k, stride, pad) in [(3, 1, 1), (3, 2, 1), (1, 1, 0), (4, 2, 1)] {
+        // Width 24 with 37 rows: the direct 3x3 kernel, an odd number of runs of eight.
+        let cases = [(29, 3, 1, 1), (29, 3, 2, 1), (29, 1, 1, 0), (29, 4, 2, 1), (24, 3, 1, 1)];
+        let (b, c, h, out) = (2, 70, 37, 9);
+        for (w, k, stride, pad) in cases {
+            let x =
+                Tensor::<4>::from_data(TensorData::new(val(b * c * h * w, 13), [b, c, h, w]), &d);
             let wt = Tensor::<4>::from_data(
                 TensorData::new(val(out * c * k * k, 7), [out, c, k, k]),
                 &d,
@@ -455,7 +476,7 @@ mod tests {
             let got_add = values(conv.forward_add(x.clone(), residual.clone()));
             let (want, want_add) = (values(want.clone()), values(want + residual));
             for (g, e) in got.iter().zip(&want).chain(got_add.iter().zip(&want_add)) {
-                assert!((g - e).abs() < 1e-4, "k{k} s{stride} p{pad}: {g} vs {e}");
+                assert!((g - e).abs() < 1e-4, "w{w} k{k} s{stride} p{pad}: {g} vs {e}");
             }
         }
     }

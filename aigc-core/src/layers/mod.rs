@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 mod attention;
 mod conv;
+mod conv3x3;
 mod embedding;
 mod linear;
 mod mha;

@@ -1,0 +1,162 @@
+//! The 3x3, stride-1, padding-1 convolution of UNets and VAEs as a direct AVX2 kernel: no
+//! column matrix, no packing per call. Six output channels times sixteen positions (two runs
+//! of eight along a row) accumulate in registers over every input channel and tap.
+
+use crate::quant::kernels::SharedMut;
+
+/// Output channels per register block.
+const OB: usize = 6;
+/// The most positions in one unit of work (a multiple of 16).
+const POSITIONS_PER_UNIT: usize = 512;
+
+/// 3x3 weights `[out, in, 3, 3]` repacked for the kernel: per block of six output channels,
+/// `[in][tap][6]` (zeros past the last channel).
+#[derive(Debug, Clone)]
+pub(super) struct Packed3x3 {
+    data: Vec<f32>,
+    out: usize,
+    inp: usize,
+}
+
+impl Packed3x3 {
+    /// Packs `weight` (`[out, inp, 3, 3]`, row-major).
+    pub(super) fn new(weight: &[f32], out: usize, inp: usize) -> Self {
+        let blocks = out.div_ceil(OB);
+        let mut data = vec![0f32; blocks * inp * 9 * OB];
+        for o in 0..out {
+            let (ob, lane) = (o / OB, o % OB);
+            for i in 0..inp {
+                for tap in 0..9 {
+                    data[((ob * inp + i) * 9 + tap) * OB + lane] = weight[(o * inp + i) * 9 + tap];
+                }
+            }
+        }
+        Self { data, out, inp }
+    }
+
+    /// Whether the kernel can run here: AVX2 and FMA, and rows of whole runs of eight.
+    pub(super) fn usable(width: usize) -> bool {
+        crate::quant::kernels::has_avx2() && width.is_multiple_of(8) && width > 0
+    }
+}
+
+/// `y (+)= conv3x3(x) + bias` for `x` `[b, inp, h, w]` and `y` `[b, out, h, w]`; with
+/// `accumulate`, `y` already holds values to add onto. Needs [`Packed3x3::usable`]`(w)`.
+pub(super) fn conv3x3(
+    x: &[f32],
+    [b, h, w]: [usize; 3],
+    packed: &Packed3x3,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    let (inp, out) = (packed.inp, packed.out);
+    let (hp, wp) = (h + 2, w + 2);
+    let plane = hp * wp;
+    // The input with a zero border, so that the kernel never tests an edge.
+    let mut padded = vec![0f32; b * inp * plane];
+    let pad_dst = SharedMut::new(&mut padded);
+    crate::quant::kernels::for_each_unit(b * inp * plane >= 1 << 15, b * inp, &|ch| {
+        // SAFETY: channel ch's padded plane belongs to this unit alone.
+        let dst = unsafe { pad_dst.slice(ch * plane, plane) };
+        for (row, src) in x[ch * h * w..(ch + 1) * h * w].chunks_exact(w).enumerate() {
+            dst[(row + 1) * wp + 1..][..w].copy_from_slice(src);
+        }
+    });
+    let n = h * w;
+    // Units of positions: every output channel block of a pair of runs in turn, so that the
+    // pair's input neighbourhoods stay in L1 while the packed weights stream through.
+    let per = (n / 8).clamp(16, POSITIONS_PER_UNIT).next_multiple_of(16);
+    let chunks = n.div_ceil(per);
+    let blocks = out.div_ceil(OB);
+    let dst = SharedMut::new(y);
+    let work = |unit: usize| {
+        let (bi, chunk) = (unit / chunks, unit % chunks);
+        let (p0, p1) = (chunk * per, ((chunk + 1) * per).min(n));
+        let xb = &padded[bi * inp * plane..(bi + 1) * inp * plane];
+        let mut p = p0;
+        while p < p1 {
+            // Two runs of eight positions (the second may start on the next row).
+            let second = p + 8 < p1;
+            let at = |p: usize| (p / w) * wp + p % w;
+            let (a, bb) = (at(p), if second { at(p + 8) } else { at(p) });
+            let len = if second { 16 } else { 8 };
+            for ob in 0..blocks {
+                let wb = &packed.data[ob * inp * 9 * OB..(ob + 1) * inp * 9 * OB];
+                let mut acc = [[0f32; 16]; OB];
+                // SAFETY: AVX2 and FMA are present (`usable`); the runs' 3x3 neighbourhoods
+                // lie inside the padded planes, and wb holds inp * 9 * OB values.
+                unsafe { kernel(xb.as_ptr(), a, bb, plane, wp, inp, wb.as_ptr(), &mut acc) };
+                for (lane, acc) in acc.iter().enumerate().take(OB.min(out - ob * OB)) {
+                    let o = ob * OB + lane;
+                    let bv = bias.map_or(0.0, |bias| bias[o]);
+                    // SAFETY: channel o's positions p..p+len of item bi belong to this unit.
+                    let row = unsafe { dst.slice((bi * out + o) * n + p, len) };
+                    for (v, &s) in row.iter_mut().zip(acc.iter()) {
+                        *v = if accumulate { *v + s + bv } else { s + bv };
+                    }
+                }
+            }
+            p += 16;
+        }
+    };
+    crate::quant::kernels::for_each_unit(b * out * n * inp >= 1 << 16, b * chunks, &work);
+}
+
+/// Six channels by two runs of eight positions, summed over `inp` channels and nine taps.
+/// `a` and `b` are the runs' top-left neighbours in the padded plane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel(
+    x: *const f32,
+    a: usize,
+    b: usize,
+    plane: usize,
+    wp: usize,
+    inp: usize,
+    w: *const f32,
+    out: &mut [[f32; 16]; OB],
+) {
+    use std::arch::x86_64::*;
+    let taps = [0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2];
+    let z = _mm256_setzero_ps();
+    let mut acc = [[z; 2]; OB];
+    // SAFETY: the caller guarantees the reads stay inside x and w.
+    unsafe {
+        let mut w = w;
+        for i in 0..inp {
+            let pa = x.add(i * plane + a);
+            let pb = x.add(i * plane + b);
+            for &t in &taps {
+                let va = _mm256_loadu_ps(pa.add(t));
+                let vb = _mm256_loadu_ps(pb.add(t));
+                for (o, acc) in acc.iter_mut().enumerate() {
+                    let wv = _mm256_broadcast_ss(&*w.add(o));
+                    acc[0] = _mm256_fmadd_ps(wv, va, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(wv, vb, acc[1]);
+                }
+                w = w.add(OB);
+            }
+        }
+        for (o, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out[o].as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(out[o].as_mut_ptr().add(8), acc[1]);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel(
+    _: *const f32,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *const f32,
+    _: &mut [[f32; 16]; OB],
+) {
+    unreachable!("Packed3x3::usable is false off x86-64")
+}
