@@ -474,6 +474,33 @@ pub(crate) fn exp(x: f32) -> f32 {
     if x < -87.0 { 0.0 } else { scaled }
 }
 
+/// [`exp`] on eight lanes with AVX2 and FMA (the same reduction and polynomial, each step a
+/// fused multiply-add).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    const MAGIC: f32 = 12_582_912.0;
+    let xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0)), _mm256_set1_ps(88.0));
+    let t = _mm256_fmadd_ps(xc, _mm256_set1_ps(std::f32::consts::LOG2_E), _mm256_set1_ps(MAGIC));
+    let n = _mm256_sub_ps(t, _mm256_set1_ps(MAGIC));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), xc);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0));
+    let bits = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(_mm256_set1_ps(MAGIC)));
+    let scale =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(127)), 23));
+    let scaled = _mm256_mul_ps(y, scale);
+    // Below -87 (and NaN compares false): 0.
+    let keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0), _CMP_GE_OQ);
+    _mm256_and_ps(scaled, keep)
+}
+
 /// An 8-lane dot product (vectorised by LLVM).
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -505,5 +532,28 @@ mod tests {
             x += 0.0137;
         }
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn exp8_matches_exp() {
+        if !crate::quant::kernels::has_avx2() {
+            return;
+        }
+        let mut x = -90.0f32;
+        while x <= 88.0 {
+            let lanes: [f32; 8] = std::array::from_fn(|i| x + i as f32 * 0.001);
+            let mut got = [0f32; 8];
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe {
+                use std::arch::x86_64::*;
+                _mm256_storeu_ps(got.as_mut_ptr(), exp8(_mm256_loadu_ps(lanes.as_ptr())));
+            }
+            for (g, &l) in got.iter().zip(&lanes) {
+                let want = exp(l);
+                assert!((g - want).abs() <= want * 4e-7, "{l}: {g} vs {want}");
+            }
+            x += 0.0137;
+        }
     }
 }

@@ -98,6 +98,18 @@ fn host_attention(
         HeadLayout::TokenMajor => (bi * tokens * d + h * hd, d as isize, 1isize),
         HeadLayout::ChannelMajor => (bi * d * tokens + h * hd * tokens, 1, tokens as isize),
     };
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels::has_avx2() && hd.is_multiple_of(8) {
+        let views = |tokens: usize| {
+            move |bh: usize| {
+                let (o, t, f) = view(bh / heads, bh % heads, tokens);
+                (o, t as usize, f as usize)
+            }
+        };
+        let sizes = Sizes { heads: b * heads, n, m, hd };
+        avx2::attention(q, k, v, out, &sizes, views(n), views(m), scale);
+        return;
+    }
     let blocks = n.div_ceil(QUERY_BLOCK);
     let units = b * heads * blocks;
     let dst = SharedMut::new(out);
@@ -169,6 +181,218 @@ fn host_attention(
     crate::quant::kernels::for_each_unit(b * heads * n * m * hd >= 1 << 16, units, &work);
 }
 
+/// The extents of one attention call: batch items times heads, queries, keys, head size.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Sizes {
+    heads: usize,
+    n: usize,
+    m: usize,
+    hd: usize,
+}
+
+/// Attention written for AVX2: keys and values rearranged once per head (keys in tiles of 16,
+/// values token-major), then per block of queries a register-tiled q·k, the soft-max, and a
+/// register-tiled p·v, both going through the keys in chunks that stay in L1. Head sizes that
+/// are multiples of 8.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Sizes;
+    use crate::quant::kernels::{SharedMut, for_each_unit};
+
+    /// Queries per unit of work.
+    const QB: usize = 32;
+    /// Keys per chunk (a multiple of 16).
+    const KC: usize = 128;
+
+    /// `out = softmax(q·kᵀ · scale)·v` for every head; `qv(h)` and `kv(h)` give head h's
+    /// (offset, token stride, feature stride) in q and out, and in k and v.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn attention(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        s: &Sizes,
+        qv: impl Fn(usize) -> (usize, usize, usize) + Sync,
+        kv: impl Fn(usize) -> (usize, usize, usize) + Sync,
+        scale: f32,
+    ) {
+        let &Sizes { heads, n, m, hd } = s;
+        // Keys padded to a multiple of 16 (zeros), so that q·k runs in whole tiles.
+        let m16 = m.next_multiple_of(16);
+        let per_head = hd * m16 + m * hd;
+        let mut prep = vec![0f32; heads * per_head];
+        let prep_ptr = SharedMut::new(&mut prep);
+        for_each_unit(heads * per_head >= 1 << 14, heads, &|h| {
+            // SAFETY: head h's part of `prep` belongs to this unit alone.
+            let dst = unsafe { prep_ptr.slice(h * per_head, per_head) };
+            let (kt, vt) = dst.split_at_mut(hd * m16);
+            let (o, t, f) = kv(h);
+            // kt in tiles of 16 keys: [m16 / 16][hd][16], one tile's features contiguous.
+            for fi in 0..hd {
+                for j in 0..m {
+                    kt[(j / 16 * hd + fi) * 16 + j % 16] = k[o + j * t + fi * f];
+                    vt[j * hd + fi] = v[o + j * t + fi * f];
+                }
+            }
+        });
+        let blocks = n.div_ceil(QB);
+        let dst = SharedMut::new(out);
+        let work = |unit: usize| {
+            let (h, blk) = (unit / blocks, unit % blocks);
+            let (i0, rows) = (blk * QB, QB.min(n - blk * QB));
+            let (kt, vt) = prep[h * per_head..(h + 1) * per_head].split_at(hd * m16);
+            let (qo, qt, qf) = qv(h);
+            super::SCORES.with_borrow_mut(|scratch| {
+                // Scores [rows][m16], then the block's queries and outputs ([rows][hd] each).
+                scratch.resize(rows * m16 + 2 * rows * hd, 0.0);
+                let (scores, rest) = scratch.split_at_mut(rows * m16);
+                let (qs, acc) = rest.split_at_mut(rows * hd);
+                for r in 0..rows {
+                    for fi in 0..hd {
+                        qs[r * hd + fi] = q[qo + (i0 + r) * qt + fi * qf];
+                    }
+                }
+                for j0 in (0..m16).step_by(KC) {
+                    let j1 = (j0 + KC).min(m16);
+                    let mut i = 0;
+                    while i < rows {
+                        let nq = (rows - i).min(4);
+                        let (qp, kp) = (qs[i * hd..].as_ptr(), kt[j0 * hd..].as_ptr());
+                        let sp = scores[i * m16 + j0..].as_mut_ptr();
+                        let args = (qp, kp, hd, j1 - j0, m16, scale, sp);
+                        // SAFETY: AVX2/FMA checked by the caller; qs holds rows i..i+nq,
+                        // kt's tiles j0..j1, scores [rows][m16].
+                        unsafe {
+                            match nq {
+                                4 => qk::<4>(args),
+                                3 => qk::<3>(args),
+                                2 => qk::<2>(args),
+                                _ => qk::<1>(args),
+                            }
+                        }
+                        i += nq;
+                    }
+                }
+                for row in scores.chunks_exact_mut(m16) {
+                    crate::layers::softmax_row(&mut row[..m]);
+                }
+                acc.fill(0.0);
+                for j0 in (0..m).step_by(KC) {
+                    let j1 = (j0 + KC).min(m);
+                    let mut i = 0;
+                    while i < rows {
+                        let nq = (rows - i).min(3);
+                        let mut f0 = 0;
+                        while f0 < hd {
+                            let nv = ((hd - f0) / 8).min(4);
+                            let sp = scores[i * m16 + j0..].as_ptr();
+                            let vp = vt[j0 * hd + f0..].as_ptr();
+                            let ap = acc[i * hd + f0..].as_mut_ptr();
+                            let args = (sp, m16, vp, hd, j1 - j0, ap);
+                            // SAFETY: as above; vt is [m][hd], acc [rows][hd].
+                            unsafe {
+                                macro_rules! pv_for {
+                                    ($($q:literal, $v:literal);*) => {
+                                        match (nq, nv) {
+                                            $(($q, $v) => pv::<$q, $v>(args),)*
+                                            _ => unreachable!(),
+                                        }
+                                    };
+                                }
+                                pv_for!(3, 4; 3, 3; 3, 2; 3, 1; 2, 4; 2, 3; 2, 2; 2, 1; 1, 4; 1, 3;
+                                    1, 2; 1, 1);
+                            }
+                            f0 += nv * 8;
+                        }
+                        i += nq;
+                    }
+                }
+                for r in 0..rows {
+                    for fi in 0..hd {
+                        // SAFETY: query i0+r's output features belong to this unit.
+                        unsafe { *dst.at(qo + (i0 + r) * qt + fi * qf) = acc[r * hd + fi] };
+                    }
+                }
+            });
+        };
+        for_each_unit(heads * n * m * hd >= 1 << 16, heads * blocks, &work);
+    }
+
+    /// Scores of NQ queries (`q` `[NQ][hd]`) against `keys` keys (`kt`: tiles `[hd][16]`):
+    /// `s[qi][j] = scale * Σ_f q[qi][f] k[j][f]`, rows of `s` `stride` apart.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn qk<const NQ: usize>(
+        (q, kt, hd, keys, stride, scale, s): (
+            *const f32,
+            *const f32,
+            usize,
+            usize,
+            usize,
+            f32,
+            *mut f32,
+        ),
+    ) {
+        // SAFETY: the caller guarantees the extents.
+        unsafe {
+            let sc = _mm256_set1_ps(scale);
+            for j0 in (0..keys).step_by(16) {
+                let tile = kt.add(j0 * hd);
+                let mut acc = [[_mm256_setzero_ps(); 2]; NQ];
+                for f in 0..hd {
+                    let k0 = _mm256_loadu_ps(tile.add(f * 16));
+                    let k1 = _mm256_loadu_ps(tile.add(f * 16 + 8));
+                    for (qi, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm256_broadcast_ss(&*q.add(qi * hd + f));
+                        acc[0] = _mm256_fmadd_ps(x, k0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(x, k1, acc[1]);
+                    }
+                }
+                for (qi, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(s.add(qi * stride + j0), _mm256_mul_ps(acc[0], sc));
+                    _mm256_storeu_ps(s.add(qi * stride + j0 + 8), _mm256_mul_ps(acc[1], sc));
+                }
+            }
+        }
+    }
+
+    /// `acc[qi][0..8 NV] += Σ_j p[qi][j] vt[j][0..8 NV]` over `keys` keys, for NQ rows of
+    /// probabilities (`ps` apart) and of `acc` (`hd` apart).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pv<const NQ: usize, const NV: usize>(
+        (p, ps, vt, hd, keys, out): (*const f32, usize, *const f32, usize, usize, *mut f32),
+    ) {
+        // SAFETY: the caller guarantees the extents.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); NV]; NQ];
+            for (qi, acc) in acc.iter_mut().enumerate() {
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_loadu_ps(out.add(qi * hd + c * 8));
+                }
+            }
+            for j in 0..keys {
+                let mut vv = [_mm256_setzero_ps(); NV];
+                for (c, vv) in vv.iter_mut().enumerate() {
+                    *vv = _mm256_loadu_ps(vt.add(j * hd + c * 8));
+                }
+                for (qi, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*p.add(qi * ps + j));
+                    for c in 0..NV {
+                        acc[c] = _mm256_fmadd_ps(x, vv[c], acc[c]);
+                    }
+                }
+            }
+            for (qi, acc) in acc.iter().enumerate() {
+                for (c, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(qi * hd + c * 8), *a);
+                }
+            }
+        }
+    }
+}
+
 thread_local! {
     /// Per thread: one block's scores.
     static SCORES: std::cell::RefCell<Vec<f32>> = Default::default();
@@ -233,8 +457,15 @@ mod tests {
 
     #[test]
     fn both_layouts_and_both_paths_match_the_formula() {
-        // 70 queries (two blocks, the second partial), 45 keys, 3 heads of 5.
-        let (b, heads, n, m, hd) = (2, 3, 70, 45, 5);
+        // 70 queries (partial blocks), 45 keys, 3 heads of 5 (the GEMM path) or of 40 (the
+        // AVX2 kernels where the CPU has them: a partial feature chunk, padded keys).
+        for hd in [5, 40] {
+            check_attention(hd);
+        }
+    }
+
+    fn check_attention(hd: usize) {
+        let (b, heads, n, m) = (2, 3, 70, 45);
         let d = heads * hd;
         let val = |i: usize, s: usize| ((i * s) % 97) as f32 / 97.0 * 2.0 - 1.0;
         let q: Vec<f32> = (0..b * n * d).map(|i| val(i, 31)).collect();
@@ -275,8 +506,8 @@ mod tests {
         };
         for layout in [HeadLayout::TokenMajor, HeadLayout::ChannelMajor] {
             let (host, tensors) = run(layout);
-            check(host, &format!("{layout:?} host"));
-            check(tensors, &format!("{layout:?} tensors"));
+            check(host, &format!("{layout:?} host, head size {hd}"));
+            check(tensors, &format!("{layout:?} tensors, head size {hd}"));
         }
     }
 }

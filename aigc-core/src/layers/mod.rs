@@ -101,7 +101,38 @@ fn softmax_row(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn avx2(v: &mut [f32]) {
-        generic(v)
+        use std::arch::x86_64::*;
+        let tail_max =
+            v.chunks_exact(8).remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let mut chunks = v.chunks_exact_mut(8);
+        let mut mx = _mm256_set1_ps(tail_max);
+        for c in &mut chunks {
+            // SAFETY: c holds eight values.
+            mx = _mm256_max_ps(mx, unsafe { _mm256_loadu_ps(c.as_ptr()) });
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: lanes holds eight values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), mx) };
+        let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let (vmax, mut vsum) = (_mm256_set1_ps(max), _mm256_setzero_ps());
+        let mut chunks = v.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: c holds eight values.
+            unsafe {
+                let e = attention::exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), vmax));
+                _mm256_storeu_ps(c.as_mut_ptr(), e);
+                vsum = _mm256_add_ps(vsum, e);
+            }
+        }
+        let mut sum = 0f32;
+        for x in chunks.into_remainder() {
+            *x = attention::exp(*x - max);
+            sum += *x;
+        }
+        // SAFETY: lanes holds eight values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), vsum) };
+        let inv = 1.0 / (sum + lanes.iter().sum::<f32>());
+        v.iter_mut().for_each(|x| *x *= inv);
     }
     #[cfg(target_arch = "x86_64")]
     if crate::quant::kernels::has_avx2() {
