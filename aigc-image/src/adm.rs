@@ -94,16 +94,8 @@ enum Resample {
 fn resample(x: Tensor<4>, how: Resample) -> Tensor<4> {
     match how {
         Resample::None => x,
-        Resample::Down => {
-            use aigc_core::burn::tensor::module::avg_pool2d;
-            use aigc_core::burn::tensor::ops::AvgPoolOptions;
-            avg_pool2d(x, AvgPoolOptions::new([2, 2]))
-        }
-        Resample::Up => {
-            // Nearest, each pixel repeated 2x2.
-            let [b, c, h, w] = x.dims();
-            x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([b, c, 2 * h, 2 * w])
-        }
+        Resample::Down => aigc_core::layers::avg_pool2x2(x),
+        Resample::Up => aigc_core::layers::upsample_nearest2x(x),
     }
 }
 
@@ -501,7 +493,7 @@ impl AdmUnet {
         }
         for block in &self.output_blocks {
             let skip = skips.pop().expect("one skip per output block");
-            h = Tensor::cat(vec![h, skip], 1);
+            h = aigc_core::layers::cat_channels(h, skip);
             for layer in block {
                 h = layer.forward(h, &emb);
             }

@@ -479,21 +479,13 @@ impl UNet2DCondition {
                 let skip = skips.pop().ok_or_else(|| {
                     Error::unsupported("UNet layout", "fewer skips than up resnets")
                 })?;
-                x = r.forward(Tensor::cat(vec![x, skip], 1), &temb);
+                x = r.forward(aigc_core::layers::cat_channels(x, skip), &temb);
                 if let Some(a) = blk.attentions.get(j) {
                     x = a.forward(x, context);
                 }
             }
             if let Some(conv) = &blk.resample {
-                let [b, c, h, w] = x.dims();
-                x = conv.forward(
-                    x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([
-                        b,
-                        c,
-                        2 * h,
-                        2 * w,
-                    ]),
-                );
+                x = conv.forward(aigc_core::layers::upsample_nearest2x(x));
             }
         }
         Ok(self.conv_out.forward(self.norm_out.forward_fused(x, None, true)))

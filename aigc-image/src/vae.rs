@@ -407,14 +407,7 @@ impl AutoencoderKl {
                 x = r.forward(x);
             }
             if let Some(conv) = up {
-                let [b, c, h, w] = x.dims();
-                let doubled = x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([
-                    b,
-                    c,
-                    2 * h,
-                    2 * w,
-                ]);
-                x = conv.forward(doubled);
+                x = conv.forward(aigc_core::layers::upsample_nearest2x(x));
             }
         }
         Ok(self.dec_out.forward(self.dec_norm.forward_fused(x, None, true)))

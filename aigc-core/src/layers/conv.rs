@@ -80,19 +80,31 @@ impl Conv2d {
             let ho = (h + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
             let wo = (wd + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
             let dims = [b, out, ho, wo];
+            if let Some(packed) = &self.packed
+                && Packed3x3::usable(wd)
+                && residual.as_ref().is_none_or(|r| r.dims() == dims)
+            {
+                let x = super::to_host(x);
+                let len = b * out * ho * wo;
+                let (mut y, accumulate) = match residual {
+                    Some(r) => (super::to_host(r), true),
+                    None => (Vec::with_capacity(len), false),
+                };
+                // SAFETY: y has room for len values, all of which conv3x3 writes (or adds
+                // onto, with `accumulate`, when y holds the residual).
+                unsafe {
+                    let ptr = SharedMut::from_raw(y.as_mut_ptr());
+                    conv3x3(&x, [b, h, wd], packed, bias.as_deref(), ptr, accumulate);
+                    y.set_len(len);
+                }
+                return super::from_host(y, dims, &device);
+            }
             let (y, accumulate) = match residual {
                 Some(r) if r.dims() == dims => (super::to_host(r), true),
                 Some(r) => return self.forward_onto(x, None) + r,
                 None => (vec![0f32; b * out * ho * wo], false),
             };
             let mut y = y;
-            if let Some(packed) = &self.packed
-                && Packed3x3::usable(wd)
-            {
-                let x = super::to_host(x);
-                conv3x3(&x, [b, h, wd], packed, bias.as_deref(), &mut y, accumulate);
-                return super::from_host(y, dims, &device);
-            }
             let geometry = ConvGeometry {
                 b,
                 c: inp,

@@ -41,13 +41,17 @@ impl Packed3x3 {
 }
 
 /// `y (+)= conv3x3(x) + bias` for `x` `[b, inp, h, w]` and `y` `[b, out, h, w]`; with
-/// `accumulate`, `y` already holds values to add onto. Needs [`Packed3x3::usable`]`(w)`.
-pub(super) fn conv3x3(
+/// `accumulate`, `y` already holds values to add onto, otherwise it may be uninitialised
+/// (every value is written). Needs [`Packed3x3::usable`]`(w)`.
+///
+/// # Safety
+/// `y` points to `b * out * h * w` writable values that nothing else uses during the call.
+pub(super) unsafe fn conv3x3(
     x: &[f32],
     [b, h, w]: [usize; 3],
     packed: &Packed3x3,
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: SharedMut,
     accumulate: bool,
 ) {
     let (inp, out) = (packed.inp, packed.out);
@@ -69,7 +73,6 @@ pub(super) fn conv3x3(
     let per = (n / 8).clamp(16, POSITIONS_PER_UNIT).next_multiple_of(16);
     let chunks = n.div_ceil(per);
     let blocks = out.div_ceil(OB);
-    let dst = SharedMut::new(y);
     let work = |unit: usize| {
         let (bi, chunk) = (unit / chunks, unit % chunks);
         let (p0, p1) = (chunk * per, ((chunk + 1) * per).min(n));
@@ -80,22 +83,19 @@ pub(super) fn conv3x3(
             let second = p + 8 < p1;
             let at = |p: usize| (p / w) * wp + p % w;
             let (a, bb) = (at(p), if second { at(p + 8) } else { at(p) });
-            let len = if second { 16 } else { 8 };
             for ob in 0..blocks {
                 let wb = &packed.data[ob * inp * 9 * OB..(ob + 1) * inp * 9 * OB];
-                let mut acc = [[0f32; 16]; OB];
+                let lanes = OB.min(out - ob * OB);
+                let dst: [*mut f32; OB] =
+                    std::array::from_fn(|l| y.at((bi * out + ob * OB + l.min(lanes - 1)) * n + p));
+                let bias: [f32; OB] = std::array::from_fn(|l| {
+                    bias.map_or(0.0, |bias| bias[ob * OB + l.min(lanes - 1)])
+                });
+                let store = Store { dst, lanes, second, bias, accumulate };
                 // SAFETY: AVX2 and FMA are present (`usable`); the runs' 3x3 neighbourhoods
-                // lie inside the padded planes, and wb holds inp * 9 * OB values.
-                unsafe { kernel(xb.as_ptr(), a, bb, plane, wp, inp, wb.as_ptr(), &mut acc) };
-                for (lane, acc) in acc.iter().enumerate().take(OB.min(out - ob * OB)) {
-                    let o = ob * OB + lane;
-                    let bv = bias.map_or(0.0, |bias| bias[o]);
-                    // SAFETY: channel o's positions p..p+len of item bi belong to this unit.
-                    let row = unsafe { dst.slice((bi * out + o) * n + p, len) };
-                    for (v, &s) in row.iter_mut().zip(acc.iter()) {
-                        *v = if accumulate { *v + s + bv } else { s + bv };
-                    }
-                }
+                // lie inside the padded planes, wb holds inp * 9 * OB values, and the output
+                // positions p..p+16 of these channels belong to this unit.
+                unsafe { kernel(xb.as_ptr(), a, bb, plane, wp, inp, wb.as_ptr(), &store) };
             }
             p += 16;
         }
@@ -103,12 +103,60 @@ pub(super) fn conv3x3(
     crate::quant::kernels::for_each_unit(b * out * n * inp >= 1 << 16, b * chunks, &work);
 }
 
-/// Six channels by two runs of eight positions, summed over `inp` channels and nine taps.
-/// `a` and `b` are the runs' top-left neighbours in the padded plane.
+/// Where and how a kernel call writes its block: `lanes` channels' rows, the second run of
+/// eight only if `second`, plus the bias, onto the old values if `accumulate`.
+struct Store {
+    dst: [*mut f32; OB],
+    lanes: usize,
+    second: bool,
+    bias: [f32; OB],
+    accumulate: bool,
+}
+
+/// Six channels by two runs of eight positions, summed over `inp` channels and nine taps,
+/// then written out as `store` says. `a` and `b` are the runs' top-left neighbours in the
+/// padded plane.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
+    x: *const f32,
+    a: usize,
+    b: usize,
+    plane: usize,
+    wp: usize,
+    inp: usize,
+    w: *const f32,
+    store: &Store,
+) {
+    use std::arch::x86_64::*;
+    let mut sums = [[0f32; 16]; OB];
+    // SAFETY: the caller guarantees the reads stay inside x and w and the writes inside
+    // its part of the output.
+    unsafe {
+        accumulate(x, a, b, plane, wp, inp, w, &mut sums);
+        for (o, sums) in sums.iter().enumerate().take(store.lanes) {
+            let bv = _mm256_set1_ps(store.bias[o]);
+            let runs = if store.second { 2 } else { 1 };
+            for r in 0..runs {
+                let ptr = store.dst[o].add(8 * r);
+                let mut v = _mm256_add_ps(_mm256_loadu_ps(sums.as_ptr().add(8 * r)), bv);
+                if store.accumulate {
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(ptr));
+                }
+                _mm256_storeu_ps(ptr, v);
+            }
+        }
+    }
+}
+
+/// The sums of [`kernel`], on their own so that the twelve accumulators, two inputs and a
+/// weight have the sixteen registers to themselves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate(
     x: *const f32,
     a: usize,
     b: usize,
@@ -156,7 +204,7 @@ unsafe fn kernel(
     _: usize,
     _: usize,
     _: *const f32,
-    _: &mut [[f32; 16]; OB],
+    _: &Store,
 ) {
     unreachable!("Packed3x3::usable is false off x86-64")
 }

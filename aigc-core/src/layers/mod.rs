@@ -16,6 +16,7 @@ mod linear;
 mod mha;
 mod mlp;
 mod norm;
+mod resample;
 mod rope;
 
 pub use attention::{KvCache, LayerCache, attention};
@@ -173,6 +174,7 @@ pub use linear::{QLinear, forward_group, is_cpu};
 pub use mha::{HeadLayout, multi_head_attention};
 pub use mlp::{Activation, GatedMlp};
 pub use norm::{LayerNorm, RmsNorm};
+pub use resample::{avg_pool2x2, cat_channels, upsample_nearest2x};
 pub use rope::{RopeMode, RopeScaling, RotaryEmbedding, inverse_frequencies};
 
 #[cfg(test)]

@@ -133,6 +133,12 @@ impl SharedMut {
         Self(buf.as_mut_ptr())
     }
 
+    /// Shares the buffer at `ptr` (which may be uninitialised: writes go through raw
+    /// pointers).
+    pub(crate) fn from_raw(ptr: *mut f32) -> Self {
+        Self(ptr)
+    }
+
     /// The pointer `start` values in (for writes with strides, in the caller's range).
     pub(crate) fn at(self, start: usize) -> *mut f32 {
         self.0.wrapping_add(start)
