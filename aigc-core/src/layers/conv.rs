@@ -164,7 +164,9 @@ fn host_conv(
     let n = g.ho * wo;
     let kk = c * k * k;
     let direct = k == 1 && stride == 1 && pad == 0;
-    let per = (CONV_TILE_FLOATS / kk.max(1)).max(16) / 16 * 16;
+    // Tiles whose columns fit in L2, and at least four per thread where the positions allow.
+    let threads = crate::quant::kernels::num_threads();
+    let per = (CONV_TILE_FLOATS / kk.max(1)).min(n.div_ceil(4 * threads)).max(16) / 16 * 16;
     let tiles = n.div_ceil(per);
     let dst = SharedMut::new(y);
     // Tile `unit`: positions p0..p1 of batch item bi: their columns, then one GEMM.

@@ -57,16 +57,28 @@ pub(super) unsafe fn conv3x3(
     let (inp, out) = (packed.inp, packed.out);
     let (hp, wp) = (h + 2, w + 2);
     let plane = hp * wp;
-    // The input with a zero border, so that the kernel never tests an edge.
-    let mut padded = vec![0f32; b * inp * plane];
-    let pad_dst = SharedMut::new(&mut padded);
+    // The input with a zero border, so that the kernel never tests an edge; each plane
+    // written whole by one thread (no zeroing pass before).
+    let mut padded: Vec<f32> = Vec::with_capacity(b * inp * plane);
+    let pad_dst = SharedMut::from_raw(padded.as_mut_ptr());
     crate::quant::kernels::for_each_unit(b * inp * plane >= 1 << 15, b * inp, &|ch| {
-        // SAFETY: channel ch's padded plane belongs to this unit alone.
-        let dst = unsafe { pad_dst.slice(ch * plane, plane) };
-        for (row, src) in x[ch * h * w..(ch + 1) * h * w].chunks_exact(w).enumerate() {
-            dst[(row + 1) * wp + 1..][..w].copy_from_slice(src);
+        let src = &x[ch * h * w..(ch + 1) * h * w];
+        // SAFETY: channel ch's padded plane belongs to this unit alone, and every one of its
+        // values is written here through raw pointers.
+        unsafe {
+            let dst = pad_dst.at(ch * plane);
+            std::ptr::write_bytes(dst, 0, wp + 1);
+            for (row, src) in src.chunks_exact(w).enumerate() {
+                let at = dst.add((row + 1) * wp + 1);
+                std::ptr::copy_nonoverlapping(src.as_ptr(), at, w);
+                // This row's right border and the next row's left one.
+                std::ptr::write_bytes(at.add(w), 0, 2);
+            }
+            std::ptr::write_bytes(dst.add((h + 1) * wp + 1), 0, wp - 1);
         }
     });
+    // SAFETY: the loop above wrote all b * inp * plane values.
+    unsafe { padded.set_len(b * inp * plane) };
     let n = h * w;
     // Units of positions: every output channel block of a pair of runs in turn, so that the
     // pair's input neighbourhoods stay in L1 while the packed weights stream through.
