@@ -121,8 +121,14 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
-        let h = self.in_norm.forward_fused(x.clone(), None, true);
-        let h = self.in_conv.forward(resample(h, self.resample));
+        let h = match self.resample {
+            Resample::None => {
+                self.in_conv.forward_normed(x.clone(), &self.in_norm, None, true, None)
+            }
+            how => self
+                .in_conv
+                .forward(resample(self.in_norm.forward_fused(x.clone(), None, true), how)),
+        };
         let x = resample(x, self.resample);
         // emb_layers: SiLU, Linear -> (scale, shift) per channel.
         let e = self.emb.forward(aigc_core::layers::silu(emb.clone()).unsqueeze_dim::<3>(1));
@@ -134,7 +140,7 @@ impl ResBlock {
             Some(conv) => conv.forward(x),
             None => x,
         };
-        self.out_conv.forward_add(self.out_norm.forward_fused(h, Some((scale, shift)), true), x)
+        self.out_conv.forward_normed(h, &self.out_norm, Some((scale, shift)), true, Some(x))
     }
 }
 
@@ -498,7 +504,7 @@ impl AdmUnet {
                 h = layer.forward(h, &emb);
             }
         }
-        Ok(self.out_conv.forward(self.out_norm.forward_fused(h, None, true)))
+        Ok(self.out_conv.forward_normed(h, &self.out_norm, None, true, None))
     }
 
     /// The denoised sample for `noisy` (`[batch, in, h, w]`) at noise levels `sigma`

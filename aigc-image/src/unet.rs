@@ -132,7 +132,7 @@ impl Resnet {
     }
 
     fn forward(&self, x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(self.norm1.forward_fused(x.clone(), None, true));
+        let h = self.conv1.forward_normed(x.clone(), &self.norm1, None, true, None);
         let t = linear_2d(&self.temb, silu(temb.clone()));
         let [b, c] = t.dims();
         let h = h + t.reshape([b, c, 1, 1]);
@@ -140,7 +140,7 @@ impl Resnet {
             Some(s) => s.forward(x),
             None => x,
         };
-        self.conv2.forward_add(self.norm2.forward_fused(h, None, true), x)
+        self.conv2.forward_normed(h, &self.norm2, None, true, Some(x))
     }
 }
 
@@ -488,6 +488,6 @@ impl UNet2DCondition {
                 x = conv.forward(aigc_core::layers::upsample_nearest2x(x));
             }
         }
-        Ok(self.conv_out.forward(self.norm_out.forward_fused(x, None, true)))
+        Ok(self.conv_out.forward_normed(x, &self.norm_out, None, true, None))
     }
 }

@@ -116,12 +116,12 @@ impl Resnet {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(self.norm1.forward_fused(x.clone(), None, true));
+        let h = self.conv1.forward_normed(x.clone(), &self.norm1, None, true, None);
         let x = match &self.shortcut {
             Some(c) => c.forward(x),
             None => x,
         };
-        self.conv2.forward_add(self.norm2.forward_fused(h, None, true), x)
+        self.conv2.forward_normed(h, &self.norm2, None, true, Some(x))
     }
 }
 
@@ -376,7 +376,7 @@ impl AutoencoderKl {
             }
         }
         let x = self.enc_mid.forward(x);
-        let x = self.enc_out.forward(self.enc_norm.forward_fused(x, None, true));
+        let x = self.enc_out.forward_normed(x, &self.enc_norm, None, true, None);
         let x = match &self.quant {
             Some(q) => q.forward(x),
             None => x,
@@ -410,6 +410,6 @@ impl AutoencoderKl {
                 x = conv.forward(aigc_core::layers::upsample_nearest2x(x));
             }
         }
-        Ok(self.dec_out.forward(self.dec_norm.forward_fused(x, None, true)))
+        Ok(self.dec_out.forward_normed(x, &self.dec_norm, None, true, None))
     }
 }

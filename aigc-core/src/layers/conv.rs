@@ -70,6 +70,64 @@ impl Conv2d {
         self.forward_onto(x, Some(residual))
     }
 
+    /// `forward(norm(x))`, plus `residual` if given, where `norm` is `norm.forward_fused(x,
+    /// modulation, silu)`. On a CPU device with the direct 3x3 kernel the normalisation is
+    /// applied as the convolution reads its input: no normalised copy of `x` is made.
+    pub fn forward_normed(
+        &self,
+        x: Tensor<4>,
+        norm: &GroupNorm,
+        modulation: Option<(Tensor<2>, Tensor<2>)>,
+        silu: bool,
+        residual: Option<Tensor<4>>,
+    ) -> Tensor<4> {
+        if self.direct_fits(&x, residual.as_ref()) && norm.host_fits(&x, modulation.as_ref()) {
+            let [b, c, h, w] = x.dims();
+            let xs = super::to_host(x);
+            let params = norm.host_params(&xs, [b, c, h, w], modulation);
+            let prologue = |row: usize, values: &mut [f32]| params[row].apply(values, silu);
+            return self.direct(xs, [b, h, w], residual, Some(&prologue));
+        }
+        self.forward_onto(norm.forward_fused(x, modulation, silu), residual)
+    }
+
+    /// Whether the direct 3x3 kernel takes `x` (and `residual`).
+    fn direct_fits(&self, x: &Tensor<4>, residual: Option<&Tensor<4>>) -> bool {
+        let [b, c, h, w] = x.dims();
+        let out = self.weight.dims()[0];
+        self.packed.is_some()
+            && c == self.weight.dims()[1]
+            && Packed3x3::usable(w)
+            && residual.is_none_or(|r| r.dims() == [b, out, h, w])
+    }
+
+    /// The direct 3x3 kernel on host values `x` (`[b, in, h, w]`).
+    fn direct(
+        &self,
+        x: Vec<f32>,
+        [b, h, w]: [usize; 3],
+        residual: Option<Tensor<4>>,
+        prologue: Option<&(dyn Fn(usize, &mut [f32]) + Sync)>,
+    ) -> Tensor<4> {
+        let (packed, (_, bias)) = (self.packed.as_ref(), self.host.as_ref().expect("host"));
+        let packed = packed.expect("direct_fits checked");
+        let out = self.weight.dims()[0];
+        let device = self.weight.device();
+        let len = b * out * h * w;
+        let (mut y, accumulate) = match residual {
+            Some(r) => (super::to_host(r), true),
+            None => (Vec::with_capacity(len), false),
+        };
+        // SAFETY: y has room for len values, all of which conv3x3 writes (or adds onto, with
+        // `accumulate`, when y holds the residual).
+        unsafe {
+            let ptr = SharedMut::from_raw(y.as_mut_ptr());
+            conv3x3(&x, [b, h, w], packed, bias.as_deref(), ptr, accumulate, prologue);
+            y.set_len(len);
+        }
+        super::from_host(y, [b, out, h, w], &device)
+    }
+
     fn forward_onto(&self, x: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
         let [out, inp, kh, kw] = self.weight.dims();
         if let Some((w, bias)) = &self.host
@@ -80,24 +138,8 @@ impl Conv2d {
             let ho = (h + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
             let wo = (wd + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
             let dims = [b, out, ho, wo];
-            if let Some(packed) = &self.packed
-                && Packed3x3::usable(wd)
-                && residual.as_ref().is_none_or(|r| r.dims() == dims)
-            {
-                let x = super::to_host(x);
-                let len = b * out * ho * wo;
-                let (mut y, accumulate) = match residual {
-                    Some(r) => (super::to_host(r), true),
-                    None => (Vec::with_capacity(len), false),
-                };
-                // SAFETY: y has room for len values, all of which conv3x3 writes (or adds
-                // onto, with `accumulate`, when y holds the residual).
-                unsafe {
-                    let ptr = SharedMut::from_raw(y.as_mut_ptr());
-                    conv3x3(&x, [b, h, wd], packed, bias.as_deref(), ptr, accumulate);
-                    y.set_len(len);
-                }
-                return super::from_host(y, dims, &device);
+            if self.direct_fits(&x, residual.as_ref()) {
+                return self.direct(super::to_host(x), [b, h, wd], residual, None);
             }
             let (y, accumulate) = match residual {
                 Some(r) if r.dims() == dims => (super::to_host(r), true),
@@ -272,6 +314,23 @@ fn im2col_tile(xb: &[f32], g: &ConvGeometry, p0: usize, p1: usize, cols: &mut [f
     }
 }
 
+/// One (item, channel)'s share of a group norm: `((x - mean) * scale + bias) * m1 + m0`.
+#[derive(Debug, Clone, Copy)]
+struct ChannelNorm {
+    mean: f32,
+    scale: f32,
+    bias: f32,
+    m1: f32,
+    m0: f32,
+}
+
+impl ChannelNorm {
+    /// Normalises `values` of this channel in place, then SiLU if asked.
+    fn apply(&self, values: &mut [f32], silu: bool) {
+        normalize_chunk(values, self.mean, self.scale, self.bias, self.m1, self.m0, silu)
+    }
+}
+
 /// `((x - mean) * ga + be) * m1 + m0`, then SiLU if asked, compiled for AVX2 where the CPU
 /// has it.
 fn normalize_chunk(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
@@ -352,47 +411,14 @@ impl GroupNorm {
         silu: bool,
     ) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let g = self.groups;
-        let modulation_fits =
-            modulation.as_ref().is_none_or(|(s, t)| s.dims() == [b, c] && t.dims() == [b, c]);
-        if let Some((gamma, beta)) = &self.host
-            && gamma.len() == c
-            && c % g == 0
-            && modulation_fits
-        {
-            // One pass for the sums (in f64), one to normalise, per (batch, group), the
-            // groups split across the kernel threads.
+        if self.host_fits(&x, modulation.as_ref()) {
             let device = x.device();
             let mut v = super::to_host(x);
-            let modulation = modulation.map(|(s, t)| (super::to_host(s), super::to_host(t)));
-            let per = (c / g) * h * w;
-            let (hw, eps) = (h * w, self.eps);
-            let groups = b * g;
-            let ptr = SharedMut::new(&mut v);
-            let work = |grp: usize| {
-                // SAFETY: group `grp`'s values belong to this thread alone.
-                let vals = unsafe { ptr.slice(grp * per, per) };
-                let (mut s1, mut s2) = (0f64, 0f64);
-                for &x in vals.iter() {
-                    s1 += x as f64;
-                    s2 += (x as f64) * (x as f64);
-                }
-                let mean = s1 / per as f64;
-                let var = (s2 / per as f64 - mean * mean).max(0.0);
-                let inv = (1.0 / (var + eps).sqrt()) as f32;
-                let mean = mean as f32;
-                let (bi, c0) = (grp / g, (grp % g) * (c / g));
-                for (ci, chunk) in vals.chunks_exact_mut(hw).enumerate() {
-                    let ch = c0 + ci;
-                    let (ga, be) = (gamma[ch] * inv, beta[ch]);
-                    let (m1, m0) = match &modulation {
-                        Some((s, t)) => (1.0 + s[bi * c + ch], t[bi * c + ch]),
-                        None => (1.0, 0.0),
-                    };
-                    normalize_chunk(chunk, mean, ga, be, m1, m0, silu);
-                }
-            };
-            crate::quant::kernels::for_each_unit(v.len() >= 1 << 15, groups, &work);
+            let params = self.host_params(&v, [b, c, h, w], modulation);
+            let hw = h * w;
+            crate::quant::kernels::par_rows(&mut v, hw, 1 << 15, &|row, vals| {
+                params[row].apply(vals, silu)
+            });
             return super::from_host(v, [b, c, h, w], &device);
         }
         let y = self.forward_tensors(x);
@@ -401,6 +427,61 @@ impl GroupNorm {
             None => y,
         };
         if silu { burn::tensor::activation::silu(y) } else { y }
+    }
+
+    /// Whether the host path takes `x` and `modulation`.
+    fn host_fits(&self, x: &Tensor<4>, modulation: Option<&(Tensor<2>, Tensor<2>)>) -> bool {
+        let [b, c, ..] = x.dims();
+        self.host.as_ref().is_some_and(|(gamma, _)| gamma.len() == c)
+            && c.is_multiple_of(self.groups)
+            && modulation.is_none_or(|(s, t)| s.dims() == [b, c] && t.dims() == [b, c])
+    }
+
+    /// What normalising `v` (`[b, c, h, w]`, host values) does to each (item, channel): the
+    /// group's mean and inverse deviation from sums in f64 (groups split across the kernel
+    /// threads), the channel's weight and bias, and the modulation's `(1 + scale, shift)`.
+    fn host_params(
+        &self,
+        v: &[f32],
+        [b, c, h, w]: [usize; 4],
+        modulation: Option<(Tensor<2>, Tensor<2>)>,
+    ) -> Vec<ChannelNorm> {
+        let (gamma, beta) = self.host.as_ref().expect("host_fits checked");
+        let g = self.groups;
+        let modulation = modulation.map(|(s, t)| (super::to_host(s), super::to_host(t)));
+        let per = (c / g) * h * w;
+        let mut stats = vec![0f32; 2 * b * g];
+        let dst = SharedMut::new(&mut stats);
+        crate::quant::kernels::for_each_unit(v.len() >= 1 << 15, b * g, &|grp| {
+            let (mut s1, mut s2) = (0f64, 0f64);
+            for &x in &v[grp * per..(grp + 1) * per] {
+                s1 += x as f64;
+                s2 += (x as f64) * (x as f64);
+            }
+            let mean = s1 / per as f64;
+            let var = (s2 / per as f64 - mean * mean).max(0.0);
+            // SAFETY: group grp's two statistics belong to this unit alone.
+            let out = unsafe { dst.slice(2 * grp, 2) };
+            out[0] = mean as f32;
+            out[1] = (1.0 / (var + self.eps).sqrt()) as f32;
+        });
+        (0..b * c)
+            .map(|row| {
+                let (bi, ch) = (row / c, row % c);
+                let grp = bi * g + ch / (c / g);
+                let (m1, m0) = match &modulation {
+                    Some((s, t)) => (1.0 + s[row], t[row]),
+                    None => (1.0, 0.0),
+                };
+                ChannelNorm {
+                    mean: stats[2 * grp],
+                    scale: gamma[ch] * stats[2 * grp + 1],
+                    bias: beta[ch],
+                    m1,
+                    m0,
+                }
+            })
+            .collect()
     }
 
     fn forward_tensors(&self, x: Tensor<4>) -> Tensor<4> {
@@ -491,6 +572,51 @@ mod tests {
             let (want, want_add) = (values(want.clone()), values(want + residual));
             for (g, e) in got.iter().zip(&want).chain(got_add.iter().zip(&want_add)) {
                 assert!((g - e).abs() < 1e-4, "w{w} k{k} s{stride} p{pad}: {g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn normed_convolution_matches_norm_then_convolution() {
+        let d = device();
+        let val = |n: usize, s: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * s) % 101) as f32 / 101.0 - 0.3).collect()
+        };
+        let (b, c, h, out) = (2, 12, 9, 7);
+        let t =
+            |v: Vec<f32>, dims: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, dims), &d);
+        let norm = GroupNorm::new(
+            4,
+            Tensor::from_data(TensorData::new(val(c, 3), [c]), &d),
+            Tensor::from_data(TensorData::new(val(c, 5), [c]), &d),
+            1e-5,
+        );
+        // Width 16 takes the fused path, width 13 the plain one.
+        for w in [16, 13] {
+            let x =
+                Tensor::<4>::from_data(TensorData::new(val(b * c * h * w, 13), [b, c, h, w]), &d);
+            let conv = Conv2d::new(
+                Tensor::from_data(TensorData::new(val(out * c * 9, 7), [out, c, 3, 3]), &d),
+                Some(Tensor::from_data(TensorData::new(val(out, 11), [out]), &d)),
+                1,
+                1,
+            );
+            let residual = Tensor::<4>::from_data(
+                TensorData::new(val(b * out * h * w, 17), [b, out, h, w]),
+                &d,
+            );
+            let modulation = || Some((t(val(b * c, 19), [b, c]), t(val(b * c, 23), [b, c])));
+            let want = conv
+                .forward_add(norm.forward_fused(x.clone(), modulation(), true), residual.clone());
+            let got = conv.forward_normed(x.clone(), &norm, modulation(), true, Some(residual));
+            let (got, want) = (values(got), values(want));
+            for (g, e) in got.iter().zip(&want) {
+                assert!((g - e).abs() < 1e-4, "w{w}: {g} vs {e}");
+            }
+            let want = values(conv.forward(norm.forward(x.clone())));
+            let got = values(conv.forward_normed(x, &norm, None, false, None));
+            for (g, e) in got.iter().zip(&want) {
+                assert!((g - e).abs() < 1e-4, "w{w}: {g} vs {e}");
             }
         }
     }

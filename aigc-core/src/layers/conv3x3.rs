@@ -42,7 +42,9 @@ impl Packed3x3 {
 
 /// `y (+)= conv3x3(x) + bias` for `x` `[b, inp, h, w]` and `y` `[b, out, h, w]`; with
 /// `accumulate`, `y` already holds values to add onto, otherwise it may be uninitialised
-/// (every value is written). Needs [`Packed3x3::usable`]`(w)`.
+/// (every value is written). `prologue(channel, row)`, where given, transforms each row of
+/// the input (channels numbered across the batch) as it is read. Needs
+/// [`Packed3x3::usable`]`(w)`.
 ///
 /// # Safety
 /// `y` points to `b * out * h * w` writable values that nothing else uses during the call.
@@ -53,6 +55,7 @@ pub(super) unsafe fn conv3x3(
     bias: Option<&[f32]>,
     y: SharedMut,
     accumulate: bool,
+    prologue: Option<&(dyn Fn(usize, &mut [f32]) + Sync)>,
 ) {
     let (inp, out) = (packed.inp, packed.out);
     let (hp, wp) = (h + 2, w + 2);
@@ -71,6 +74,9 @@ pub(super) unsafe fn conv3x3(
             for (row, src) in src.chunks_exact(w).enumerate() {
                 let at = dst.add((row + 1) * wp + 1);
                 std::ptr::copy_nonoverlapping(src.as_ptr(), at, w);
+                if let Some(f) = prologue {
+                    f(ch, std::slice::from_raw_parts_mut(at, w));
+                }
                 // This row's right border and the next row's left one.
                 std::ptr::write_bytes(at.add(w), 0, 2);
             }

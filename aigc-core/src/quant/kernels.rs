@@ -113,6 +113,22 @@ pub(crate) fn par_parts(data: &mut [f32], min_len: usize, f: &(dyn Fn(usize, &mu
     });
 }
 
+/// `f(row, values)` for each row of `row_len` values of `data`, rows shared across the
+/// kernels' threads (all on the calling thread when `data` is shorter than `min_len`).
+pub(crate) fn par_rows(
+    data: &mut [f32],
+    row_len: usize,
+    min_len: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let rows = data.len() / row_len.max(1);
+    let dst = SharedMut(data.as_mut_ptr());
+    for_each_unit(data.len() >= min_len, rows, &|row| {
+        // SAFETY: row `row` belongs to this unit alone.
+        f(row, unsafe { dst.slice(row * row_len, row_len) })
+    });
+}
+
 /// Thread `i`'s share of `0..len` when `n` threads split it evenly.
 pub(crate) fn share_rows(len: usize, i: usize, n: usize) -> std::ops::Range<usize> {
     pool::share(len, i, n, 1)
