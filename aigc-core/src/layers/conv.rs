@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
-use super::conv3x3::{Packed3x3, conv3x3};
+use super::conv3x3::{Packed3x3, RowFn, conv3x3};
 use crate::quant::kernels::SharedMut;
 use crate::weights::WeightLoader;
 
@@ -83,10 +83,11 @@ impl Conv2d {
     ) -> Tensor<4> {
         if self.direct_fits(&x, residual.as_ref()) && norm.host_fits(&x, modulation.as_ref()) {
             let [b, c, h, w] = x.dims();
-            let xs = super::to_host(x);
-            let params = norm.host_params(&xs, [b, c, h, w], modulation);
-            let prologue = |row: usize, values: &mut [f32]| params[row].apply(values, silu);
-            return self.direct(xs, [b, h, w], residual, Some(&prologue));
+            return super::with_host(&x, |xs| {
+                let params = norm.host_params(xs, [b, c, h, w], modulation);
+                let prologue = |row: usize, values: &mut [f32]| params[row].apply(values, silu);
+                self.direct(xs, [b, h, w], residual, Some(&prologue))
+            });
         }
         self.forward_onto(norm.forward_fused(x, modulation, silu), residual)
     }
@@ -104,10 +105,10 @@ impl Conv2d {
     /// The direct 3x3 kernel on host values `x` (`[b, in, h, w]`).
     fn direct(
         &self,
-        x: Vec<f32>,
+        x: &[f32],
         [b, h, w]: [usize; 3],
         residual: Option<Tensor<4>>,
-        prologue: Option<&(dyn Fn(usize, &mut [f32]) + Sync)>,
+        prologue: Option<RowFn<'_>>,
     ) -> Tensor<4> {
         let (packed, (_, bias)) = (self.packed.as_ref(), self.host.as_ref().expect("host"));
         let packed = packed.expect("direct_fits checked");
@@ -122,7 +123,7 @@ impl Conv2d {
         // `accumulate`, when y holds the residual).
         unsafe {
             let ptr = SharedMut::from_raw(y.as_mut_ptr());
-            conv3x3(&x, [b, h, w], packed, bias.as_deref(), ptr, accumulate, prologue);
+            conv3x3(x, [b, h, w], packed, bias.as_deref(), ptr, accumulate, prologue);
             y.set_len(len);
         }
         super::from_host(y, [b, out, h, w], &device)
@@ -139,7 +140,7 @@ impl Conv2d {
             let wo = (wd + 2 * self.padding).saturating_sub(kh) / self.stride + 1;
             let dims = [b, out, ho, wo];
             if self.direct_fits(&x, residual.as_ref()) {
-                return self.direct(super::to_host(x), [b, h, wd], residual, None);
+                return super::with_host(&x, |xs| self.direct(xs, [b, h, wd], residual, None));
             }
             let (y, accumulate) = match residual {
                 Some(r) if r.dims() == dims => (super::to_host(r), true),
@@ -159,7 +160,9 @@ impl Conv2d {
                 ho,
                 wo,
             };
-            host_conv(&super::to_host(x), &geometry, w, bias.as_deref(), &mut y, accumulate);
+            super::with_host(&x, |xs| {
+                host_conv(xs, &geometry, w, bias.as_deref(), &mut y, accumulate)
+            });
             return super::from_host(y, dims, &device);
         }
         let options =
@@ -412,12 +415,17 @@ impl GroupNorm {
     ) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         if self.host_fits(&x, modulation.as_ref()) {
+            // Read in place (x is often shared with a residual path), written to a new
+            // buffer row by row.
             let device = x.device();
-            let mut v = super::to_host(x);
-            let params = self.host_params(&v, [b, c, h, w], modulation);
-            let hw = h * w;
-            crate::quant::kernels::par_rows(&mut v, hw, 1 << 15, &|row, vals| {
-                params[row].apply(vals, silu)
+            let mut v = vec![0f32; b * c * h * w];
+            super::with_host(&x, |xs| {
+                let params = self.host_params(xs, [b, c, h, w], modulation);
+                let hw = h * w;
+                crate::quant::kernels::par_rows(&mut v, hw, 1 << 15, &|row, vals| {
+                    vals.copy_from_slice(&xs[row * hw..(row + 1) * hw]);
+                    params[row].apply(vals, silu)
+                });
             });
             return super::from_host(v, [b, c, h, w], &device);
         }

@@ -4,6 +4,9 @@
 
 use crate::quant::kernels::SharedMut;
 
+/// A transformation of one row of one input channel, applied as the convolution reads it.
+pub(super) type RowFn<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
 /// Output channels per register block.
 const OB: usize = 6;
 /// The most positions in one unit of work (a multiple of 16).
@@ -55,7 +58,7 @@ pub(super) unsafe fn conv3x3(
     bias: Option<&[f32]>,
     y: SharedMut,
     accumulate: bool,
-    prologue: Option<&(dyn Fn(usize, &mut [f32]) + Sync)>,
+    prologue: Option<RowFn<'_>>,
 ) {
     let (inp, out) = (packed.inp, packed.out);
     let (hp, wp) = (h + 2, w + 2);

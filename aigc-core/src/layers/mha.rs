@@ -39,9 +39,14 @@ pub fn multi_head_attention(
     if super::is_cpu(&q.device()) && hd * heads == d && v.dims() == k.dims() {
         let device = q.device();
         let dims = q.dims();
-        let (q, k, v) = (super::to_host(q), super::to_host(k), super::to_host(v));
-        let mut out = vec![0f32; q.len()];
-        host_attention(&q, &k, &v, &mut out, [b, heads, n, m, hd], scale, layout);
+        let mut out = vec![0f32; b * n * d];
+        super::with_host(&q, |q| {
+            super::with_host(&k, |k| {
+                super::with_host(&v, |v| {
+                    host_attention(q, k, v, &mut out, [b, heads, n, m, hd], scale, layout)
+                })
+            })
+        });
         return super::from_host(out, dims, &device);
     }
     tensor_attention(q, k, v, heads, scale, layout)

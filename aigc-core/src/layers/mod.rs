@@ -26,6 +26,19 @@ pub(crate) fn to_host<const D: usize>(x: Tensor<D>) -> Vec<f32> {
     x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations")
 }
 
+/// `f` on a tensor's values without taking or copying it where it lives in a flex tensor's
+/// contiguous f32 storage (the CPU host paths read shared activations this way); otherwise
+/// on a host copy.
+pub(crate) fn with_host<const D: usize, R>(x: &Tensor<D>, f: impl FnOnce(&[f32]) -> R) -> R {
+    #[cfg(feature = "flex")]
+    if let Ok(t) = x.clone().try_into_primitive::<burn::backend::Flex>()
+        && let Some(values) = t.as_slice::<f32>()
+    {
+        return f(values);
+    }
+    f(&to_host(x.clone()))
+}
+
 /// Host values back into a tensor of shape `dims` on `device`.
 pub(crate) fn from_host<const D: usize>(
     v: Vec<f32>,

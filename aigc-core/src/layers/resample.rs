@@ -76,20 +76,23 @@ pub fn cat_channels(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
         return Tensor::cat(vec![a, b], 1);
     }
     let device = a.device();
-    let (a, b) = (super::to_host(a), super::to_host(b));
     let plane = h * w;
-    let mut y = vec![0f32; a.len() + b.len()];
-    let dst = SharedMut::new(&mut y);
     let channels = ca + cb;
-    for_each_unit(y.len() >= PARALLEL_MIN, n * channels, &|unit| {
-        let (item, ch) = (unit / channels, unit % channels);
-        let src = if ch < ca {
-            &a[(item * ca + ch) * plane..][..plane]
-        } else {
-            &b[(item * cb + ch - ca) * plane..][..plane]
-        };
-        // SAFETY: channel `ch` of item `item` belongs to this unit alone.
-        unsafe { dst.slice(unit * plane, plane) }.copy_from_slice(src);
+    let mut y = vec![0f32; n * channels * plane];
+    let dst = SharedMut::new(&mut y);
+    super::with_host(&a, |a| {
+        super::with_host(&b, |b| {
+            for_each_unit(n * channels * plane >= PARALLEL_MIN, n * channels, &|unit| {
+                let (item, ch) = (unit / channels, unit % channels);
+                let src = if ch < ca {
+                    &a[(item * ca + ch) * plane..][..plane]
+                } else {
+                    &b[(item * cb + ch - ca) * plane..][..plane]
+                };
+                // SAFETY: channel `ch` of item `item` belongs to this unit alone.
+                unsafe { dst.slice(unit * plane, plane) }.copy_from_slice(src);
+            })
+        })
     });
     super::from_host(y, [n, channels, h, w], &device)
 }
