@@ -188,24 +188,25 @@ unsafe fn accumulate(
     out: &mut [[f32; 16]; OB],
 ) {
     use std::arch::x86_64::*;
-    let taps = [0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2];
     let z = _mm256_setzero_ps();
     let mut acc = [[z; 2]; OB];
     // SAFETY: the caller guarantees the reads stay inside x and w.
     unsafe {
         let mut w = w;
         for i in 0..inp {
-            let pa = x.add(i * plane + a);
-            let pb = x.add(i * plane + b);
-            for &t in &taps {
-                let va = _mm256_loadu_ps(pa.add(t));
-                let vb = _mm256_loadu_ps(pb.add(t));
-                for (o, acc) in acc.iter_mut().enumerate() {
-                    let wv = _mm256_broadcast_ss(&*w.add(o));
-                    acc[0] = _mm256_fmadd_ps(wv, va, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(wv, vb, acc[1]);
+            let (mut pa, mut pb) = (x.add(i * plane + a), x.add(i * plane + b));
+            for _ky in 0..3 {
+                // The three taps of a row: constant offsets from pa, pb and w.
+                for kx in 0..3 {
+                    let va = _mm256_loadu_ps(pa.add(kx));
+                    let vb = _mm256_loadu_ps(pb.add(kx));
+                    for (o, acc) in acc.iter_mut().enumerate() {
+                        let wv = _mm256_broadcast_ss(&*w.add(kx * OB + o));
+                        acc[0] = _mm256_fmadd_ps(wv, va, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(wv, vb, acc[1]);
+                    }
                 }
-                w = w.add(OB);
+                (pa, pb, w) = (pa.add(wp), pb.add(wp), w.add(3 * OB));
             }
         }
         for (o, acc) in acc.iter().enumerate() {
