@@ -330,36 +330,90 @@ struct ChannelNorm {
 impl ChannelNorm {
     /// Normalises `values` of this channel in place, then SiLU if asked.
     fn apply(&self, values: &mut [f32], silu: bool) {
-        normalize_chunk(values, self.mean, self.scale, self.bias, self.m1, self.m0, silu)
+        normalize_chunk(values, self, silu)
     }
 }
 
-/// `((x - mean) * ga + be) * m1 + m0`, then SiLU if asked, compiled for AVX2 where the CPU
-/// has it.
-fn normalize_chunk(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
+/// `((x - mean) * scale + bias) * m1 + m0` over `chunk`, then SiLU if asked; with AVX2
+/// intrinsics (and the FMA exponential) where the CPU has them.
+fn normalize_chunk(chunk: &mut [f32], n: &ChannelNorm, silu: bool) {
     #[inline(always)]
-    fn generic(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
+    fn generic(chunk: &mut [f32], n: &ChannelNorm, silu: bool) {
+        let affine = |x: f32| ((x - n.mean) * n.scale + n.bias) * n.m1 + n.m0;
         if silu {
             chunk.iter_mut().for_each(|x| {
-                let y = ((*x - mean) * ga + be) * m1 + m0;
+                let y = affine(*x);
                 *x = y / (1.0 + super::attention::exp(-y));
             });
         } else {
-            chunk.iter_mut().for_each(|x| *x = ((*x - mean) * ga + be) * m1 + m0);
+            chunk.iter_mut().for_each(|x| *x = affine(*x));
         }
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn avx2(chunk: &mut [f32], mean: f32, ga: f32, be: f32, m1: f32, m0: f32, silu: bool) {
-        generic(chunk, mean, ga, be, m1, m0, silu)
+    fn avx2(chunk: &mut [f32], n: &ChannelNorm, silu: bool) {
+        use std::arch::x86_64::*;
+        let (mean, scale) = (_mm256_set1_ps(n.mean), _mm256_set1_ps(n.scale));
+        let (bias, m1, m0) = (_mm256_set1_ps(n.bias), _mm256_set1_ps(n.m1), _mm256_set1_ps(n.m0));
+        let one = _mm256_set1_ps(1.0);
+        let mut chunks = chunk.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: c holds eight values.
+            unsafe {
+                let x = _mm256_loadu_ps(c.as_ptr());
+                let t = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(x, mean), scale), bias);
+                let mut y = _mm256_add_ps(_mm256_mul_ps(t, m1), m0);
+                if silu {
+                    let e = super::attention::exp8(_mm256_sub_ps(_mm256_setzero_ps(), y));
+                    y = _mm256_div_ps(y, _mm256_add_ps(one, e));
+                }
+                _mm256_storeu_ps(c.as_mut_ptr(), y);
+            }
+        }
+        generic(chunks.into_remainder(), n, silu)
     }
     #[cfg(target_arch = "x86_64")]
     if crate::quant::kernels::has_avx2() {
         // SAFETY: the CPU has AVX2 and FMA (checked above).
-        unsafe { avx2(chunk, mean, ga, be, m1, m0, silu) };
+        unsafe { avx2(chunk, n, silu) };
         return;
     }
-    generic(chunk, mean, ga, be, m1, m0, silu)
+    generic(chunk, n, silu)
+}
+
+/// The sum and the sum of squares of `v`, accumulated in f64 on eight lanes (vectorised
+/// with AVX2 where the CPU has it).
+fn sums_f64(v: &[f32]) -> (f64, f64) {
+    #[inline(always)]
+    fn generic(v: &[f32]) -> (f64, f64) {
+        let (mut s1, mut s2) = ([0f64; 8], [0f64; 8]);
+        let chunks = v.chunks_exact(8);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for l in 0..8 {
+                let x = c[l] as f64;
+                s1[l] += x;
+                s2[l] += x * x;
+            }
+        }
+        let (mut t1, mut t2) = (s1.iter().sum::<f64>(), s2.iter().sum::<f64>());
+        for &x in tail {
+            t1 += x as f64;
+            t2 += (x as f64) * (x as f64);
+        }
+        (t1, t2)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(v: &[f32]) -> (f64, f64) {
+        generic(v)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { avx2(v) };
+    }
+    generic(v)
 }
 
 /// The column matrix of one tile holds about this many values (256 KiB, inside L2 with the
@@ -461,11 +515,7 @@ impl GroupNorm {
         let mut stats = vec![0f32; 2 * b * g];
         let dst = SharedMut::new(&mut stats);
         crate::quant::kernels::for_each_unit(v.len() >= 1 << 15, b * g, &|grp| {
-            let (mut s1, mut s2) = (0f64, 0f64);
-            for &x in &v[grp * per..(grp + 1) * per] {
-                s1 += x as f64;
-                s2 += (x as f64) * (x as f64);
-            }
+            let (s1, s2) = sums_f64(&v[grp * per..(grp + 1) * per]);
             let mean = s1 / per as f64;
             let var = (s2 / per as f64 - mean * mean).max(0.0);
             // SAFETY: group grp's two statistics belong to this unit alone.

@@ -378,14 +378,14 @@ mod avx2 {
                 }
             }
             for j in 0..keys {
-                let mut vv = [_mm256_setzero_ps(); NV];
-                for (c, vv) in vv.iter_mut().enumerate() {
-                    *vv = _mm256_loadu_ps(vt.add(j * hd + c * 8));
-                }
-                for (qi, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*p.add(qi * ps + j));
-                    for c in 0..NV {
-                        acc[c] = _mm256_fmadd_ps(x, vv[c], acc[c]);
+                // NQ broadcasts, then one value vector at a time: 3 x 4 accumulators, three
+                // probabilities and one vector fit the sixteen registers.
+                let x: [__m256; NQ] =
+                    std::array::from_fn(|qi| _mm256_broadcast_ss(&*p.add(qi * ps + j)));
+                for c in 0..NV {
+                    let vv = _mm256_loadu_ps(vt.add(j * hd + c * 8));
+                    for (a, &x) in acc.iter_mut().zip(&x) {
+                        a[c] = _mm256_fmadd_ps(x, vv, a[c]);
                     }
                 }
             }
