@@ -63,31 +63,7 @@ pub(super) unsafe fn conv3x3(
     let (inp, out) = (packed.inp, packed.out);
     let (hp, wp) = (h + 2, w + 2);
     let plane = hp * wp;
-    // The input with a zero border, so that the kernel never tests an edge; each plane
-    // written whole by one thread (no zeroing pass before).
-    let mut padded: Vec<f32> = Vec::with_capacity(b * inp * plane);
-    let pad_dst = SharedMut::from_raw(padded.as_mut_ptr());
-    crate::quant::kernels::for_each_unit(b * inp * plane >= 1 << 15, b * inp, &|ch| {
-        let src = &x[ch * h * w..(ch + 1) * h * w];
-        // SAFETY: channel ch's padded plane belongs to this unit alone, and every one of its
-        // values is written here through raw pointers.
-        unsafe {
-            let dst = pad_dst.at(ch * plane);
-            std::ptr::write_bytes(dst, 0, wp + 1);
-            for (row, src) in src.chunks_exact(w).enumerate() {
-                let at = dst.add((row + 1) * wp + 1);
-                std::ptr::copy_nonoverlapping(src.as_ptr(), at, w);
-                if let Some(f) = prologue {
-                    f(ch, std::slice::from_raw_parts_mut(at, w));
-                }
-                // This row's right border and the next row's left one.
-                std::ptr::write_bytes(at.add(w), 0, 2);
-            }
-            std::ptr::write_bytes(dst.add((h + 1) * wp + 1), 0, wp - 1);
-        }
-    });
-    // SAFETY: the loop above wrote all b * inp * plane values.
-    unsafe { padded.set_len(b * inp * plane) };
+    let padded = padded_input(x, b * inp, [h, w], [hp, wp], prologue);
     let n = h * w;
     // Units of positions: every output channel block of a pair of runs in turn, so that the
     // pair's input neighbourhoods stay in L1 while the packed weights stream through.
@@ -132,6 +108,46 @@ struct Store {
     second: bool,
     bias: [f32; OB],
     accumulate: bool,
+}
+
+/// `x` (`channels` planes of `h x w`) in planes of `hp x wp` with the data from row 1 and
+/// column 1 and zeros around it, each row transformed by `prologue(channel, row)` if given
+/// (padded so that a kernel never tests an edge); planes split across the kernel threads and
+/// every value written once.
+pub(super) fn padded_input(
+    x: &[f32],
+    channels: usize,
+    [h, w]: [usize; 2],
+    [hp, wp]: [usize; 2],
+    prologue: Option<RowFn<'_>>,
+) -> Vec<f32> {
+    assert!(hp > h && wp > w && x.len() >= channels * h * w, "padding geometry");
+    let plane = hp * wp;
+    let mut padded: Vec<f32> = Vec::with_capacity(channels * plane);
+    let dst = SharedMut::from_raw(padded.as_mut_ptr());
+    crate::quant::kernels::for_each_unit(channels * plane >= 1 << 15, channels, &|ch| {
+        let src = &x[ch * h * w..(ch + 1) * h * w];
+        for r in 0..hp {
+            // SAFETY: channel ch's padded plane belongs to this unit alone; each of its rows
+            // is written whole here through raw pointers, before anything reads it.
+            unsafe {
+                let row = dst.at(ch * plane + r * wp);
+                if r == 0 || r > h {
+                    std::ptr::write_bytes(row, 0, wp);
+                    continue;
+                }
+                *row = 0.0;
+                std::ptr::copy_nonoverlapping(src[(r - 1) * w..].as_ptr(), row.add(1), w);
+                std::ptr::write_bytes(row.add(w + 1), 0, wp - w - 1);
+                if let Some(f) = prologue {
+                    f(ch, std::slice::from_raw_parts_mut(row.add(1), w));
+                }
+            }
+        }
+    });
+    // SAFETY: the loop above wrote all channels * plane values.
+    unsafe { padded.set_len(channels * plane) };
+    padded
 }
 
 /// Six channels by two runs of eight positions, summed over `inp` channels and nine taps,
