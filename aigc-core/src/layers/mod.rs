@@ -23,6 +23,16 @@ pub use attention::{KvCache, LayerCache, attention};
 
 /// A tensor's values as f32 on the host (CPU devices' fast paths).
 pub(crate) fn to_host<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    let x = if x.device() == Device::ndarray() {
+        // burn-ndarray copies a shared or strided array value by value through a dynamic-rank
+        // iterator (about ten times slower than a memcpy); the result of an elementwise op is
+        // a fresh contiguous array, which moves out without a copy.
+        x.mul_scalar(1.0)
+    } else {
+        x
+    };
     x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 activations")
 }
 
