@@ -89,10 +89,11 @@ pub(super) unsafe fn conv3x3(
                     bias.map_or(0.0, |bias| bias[ob * OB + l.min(lanes - 1)])
                 });
                 let store = Store { dst, lanes, second, bias, accumulate };
+                let block = Block { x: xb.as_ptr(), a, b: bb, plane, wp, inp, w: wb.as_ptr() };
                 // SAFETY: AVX2 and FMA are present (`usable`); the runs' 3x3 neighbourhoods
                 // lie inside the padded planes, wb holds inp * 9 * OB values, and the output
                 // positions p..p+16 of these channels belong to this unit.
-                unsafe { kernel(xb.as_ptr(), a, bb, plane, wp, inp, wb.as_ptr(), &store) };
+                unsafe { kernel(&block, &store) };
             }
             p += 16;
         }
@@ -150,13 +151,10 @@ pub(super) fn padded_input(
     padded
 }
 
-/// Six channels by two runs of eight positions, summed over `inp` channels and nine taps,
-/// then written out as `store` says. `a` and `b` are the runs' top-left neighbours in the
-/// padded plane.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel(
+/// What one kernel call reads: the padded planes from `x` (`inp` of them, `plane` values
+/// each, rows `wp` apart), the two runs' top-left neighbours `a` and `b` in a plane, and the
+/// block's packed weights `w`.
+struct Block {
     x: *const f32,
     a: usize,
     b: usize,
@@ -164,14 +162,19 @@ unsafe fn kernel(
     wp: usize,
     inp: usize,
     w: *const f32,
-    store: &Store,
-) {
+}
+
+/// Six channels by two runs of eight positions, summed over `inp` channels and nine taps,
+/// then written out as `store` says.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel(block: &Block, store: &Store) {
     use std::arch::x86_64::*;
     let mut sums = [[0f32; 16]; OB];
     // SAFETY: the caller guarantees the reads stay inside x and w and the writes inside
     // its part of the output.
     unsafe {
-        accumulate(x, a, b, plane, wp, inp, w, &mut sums);
+        accumulate(block, &mut sums);
         for (o, sums) in sums.iter().enumerate().take(store.lanes) {
             let bv = _mm256_set1_ps(store.bias[o]);
             let runs = if store.second { 2 } else { 1 };
@@ -192,17 +195,8 @@ unsafe fn kernel(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn accumulate(
-    x: *const f32,
-    a: usize,
-    b: usize,
-    plane: usize,
-    wp: usize,
-    inp: usize,
-    w: *const f32,
-    out: &mut [[f32; 16]; OB],
-) {
+unsafe fn accumulate(block: &Block, out: &mut [[f32; 16]; OB]) {
+    let &Block { x, a, b, plane, wp, inp, w } = block;
     use std::arch::x86_64::*;
     let z = _mm256_setzero_ps();
     let mut acc = [[z; 2]; OB];
@@ -233,16 +227,6 @@ unsafe fn accumulate(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel(
-    _: *const f32,
-    _: usize,
-    _: usize,
-    _: usize,
-    _: usize,
-    _: usize,
-    _: *const f32,
-    _: &Store,
-) {
+unsafe fn kernel(_: &Block, _: &Store) {
     unreachable!("Packed3x3::usable is false off x86-64")
 }

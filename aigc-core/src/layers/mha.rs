@@ -30,11 +30,7 @@ pub fn multi_head_attention(
     layout: HeadLayout,
 ) -> Tensor<3> {
     let heads = heads.max(1);
-    let ([b, q1, q2], [_, k1, k2]) = (q.dims(), k.dims());
-    let (n, m, d) = match layout {
-        HeadLayout::TokenMajor => (q1, k1, q2),
-        HeadLayout::ChannelMajor => (q2, k2, q1),
-    };
+    let [b, n, m, d] = extents(&q, &k, layout);
     let hd = d / heads;
     if super::is_cpu(&q.device()) && hd * heads == d && v.dims() == k.dims() {
         let device = q.device();
@@ -52,6 +48,15 @@ pub fn multi_head_attention(
     tensor_attention(q, k, v, heads, scale, layout)
 }
 
+/// Batch, queries, keys and features of an attention call.
+fn extents(q: &Tensor<3>, k: &Tensor<3>, layout: HeadLayout) -> [usize; 4] {
+    let ([b, q1, q2], [_, k1, k2]) = (q.dims(), k.dims());
+    match layout {
+        HeadLayout::TokenMajor => [b, q1, k1, q2],
+        HeadLayout::ChannelMajor => [b, q2, k2, q1],
+    }
+}
+
 /// The device-neutral path of [`multi_head_attention`], in burn tensor ops.
 fn tensor_attention(
     q: Tensor<3>,
@@ -61,11 +66,7 @@ fn tensor_attention(
     scale: f32,
     layout: HeadLayout,
 ) -> Tensor<3> {
-    let ([b, q1, q2], [_, k1, k2]) = (q.dims(), k.dims());
-    let (n, m, d) = match layout {
-        HeadLayout::TokenMajor => (q1, k1, q2),
-        HeadLayout::ChannelMajor => (q2, k2, q1),
-    };
+    let [b, n, m, d] = extents(&q, &k, layout);
     let hd = d / heads;
     // [batch, tokens, features] views, heads split off: [batch, heads, tokens, head_dim].
     let split = |x: Tensor<3>, tokens: usize| {
