@@ -33,6 +33,20 @@ pub struct HifiGanConfig {
     pub sampling_rate: u32,
     /// Whether inputs are normalised by the stored `mean` and `scale` first (SpeechT5).
     pub normalize_before: bool,
+    /// The residual block type.
+    pub resblock: ResBlockKind,
+}
+
+/// HiFi-GAN's two residual block designs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResBlockKind {
+    /// `convs1` (dilated) and `convs2` (undilated) in pairs, each after a leaky ReLU ("1",
+    /// the V1 generator; SpeechT5).
+    #[default]
+    One,
+    /// One dilated convolution per dilation (`convs`) ("2": lighter, Piper's medium and low
+    /// voices).
+    Two,
 }
 
 impl HifiGanConfig {
@@ -73,6 +87,7 @@ impl HifiGanConfig {
             leaky_relu_slope: v.get("leaky_relu_slope").and_then(|x| x.as_f64()).unwrap_or(0.1),
             sampling_rate: num("sampling_rate")? as u32,
             normalize_before: v.get("normalize_before").and_then(|x| x.as_bool()).unwrap_or(true),
+            resblock: ResBlockKind::One,
         };
         cfg.check()?;
         Ok(cfg)
@@ -133,6 +148,11 @@ impl HifiGanNames {
     pub fn speecht5() -> Self {
         Self { prefix: String::new(), upsamplers: "upsampler".into(), post_bias: true }
     }
+
+    /// The decoder of a VITS model (`dec.*`, as in Piper voices).
+    pub fn vits() -> Self {
+        Self { prefix: "dec.".into(), upsamplers: "ups".into(), post_bias: false }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -173,10 +193,10 @@ struct Upsample {
     padding: usize,
 }
 
+/// A residual block: pairs `(dilated, second)`; `second` is absent in type-2 blocks.
 #[derive(Debug, Clone)]
 struct ResBlock {
-    convs1: Vec<Conv1d>,
-    convs2: Vec<Conv1d>,
+    convs: Vec<(Conv1d, Option<Conv1d>)>,
 }
 
 /// A HiFi-GAN generator.
@@ -211,8 +231,10 @@ impl HifiGan {
         device: &Device,
     ) -> Result<Self> {
         cfg.check()?;
-        let w = WeightLoader::new(src, device);
         let p = &names.prefix;
+        // Inside a larger model's file (a VITS voice), the rest of the file is not ours.
+        let own = p.clone();
+        let w = WeightLoader::new(src, device).ignore(move |n| !n.starts_with(own.as_str()));
         let c0 = cfg.upsample_initial_channel;
         let conv_pre = Conv1d::load(&w, &format!("{p}conv_pre"), [c0, cfg.in_channels, 7], 1, true);
         let mut ups = Vec::new();
@@ -233,18 +255,18 @@ impl HifiGan {
                 cfg.resblock_kernel_sizes.iter().zip(&cfg.resblock_dilation_sizes).enumerate()
             {
                 let r = format!("{p}resblocks.{}", i * cfg.resblock_kernel_sizes.len() + j);
-                resblocks.push(ResBlock {
-                    convs1: dil
-                        .iter()
-                        .enumerate()
-                        .map(|(n, &d)| {
-                            Conv1d::load(&w, &format!("{r}.convs1.{n}"), [ch, ch, k], d, true)
-                        })
-                        .collect(),
-                    convs2: (0..dil.len())
-                        .map(|n| Conv1d::load(&w, &format!("{r}.convs2.{n}"), [ch, ch, k], 1, true))
-                        .collect(),
-                });
+                let conv = |name: &str, n: usize, d: usize| {
+                    Conv1d::load(&w, &format!("{r}.{name}.{n}"), [ch, ch, k], d, true)
+                };
+                let convs = dil
+                    .iter()
+                    .enumerate()
+                    .map(|(n, &d)| match cfg.resblock {
+                        ResBlockKind::One => (conv("convs1", n, d), Some(conv("convs2", n, 1))),
+                        ResBlockKind::Two => (conv("convs", n, d), None),
+                    })
+                    .collect();
+                resblocks.push(ResBlock { convs });
             }
         }
         let conv_post = Conv1d::load(&w, &format!("{p}conv_post"), [1, ch, 7], 1, names.post_bias);
@@ -283,9 +305,13 @@ impl HifiGan {
             let mut sum: Option<Tensor<3>> = None;
             for block in &self.resblocks[i * kernels..(i + 1) * kernels] {
                 let mut r = h.clone();
-                for (c1, c2) in block.convs1.iter().zip(&block.convs2) {
+                for (c1, c2) in &block.convs {
                     let t = c1.forward(leaky_relu(r.clone(), slope));
-                    r = c2.forward(leaky_relu(t, slope)) + r;
+                    let t = match c2 {
+                        Some(c2) => c2.forward(leaky_relu(t, slope)),
+                        None => t,
+                    };
+                    r = t + r;
                 }
                 sum = Some(match sum {
                     Some(s) => s + r,

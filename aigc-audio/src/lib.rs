@@ -21,6 +21,7 @@
 //! ```
 
 pub mod hifigan;
+pub mod piper;
 pub mod resample;
 pub mod spectral;
 pub mod wav;

@@ -1,0 +1,210 @@
+//! Piper voices: a VITS model exported to ONNX with its `.onnx.json` (sample rate, espeak
+//! voice, phoneme id map, inference defaults). So far: the configuration, phoneme ids from
+//! phonemes, and the decoder (a HiFi-GAN generator, `dec.*`) loaded from the ONNX
+//! initializers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aigc_core::burn::tensor::{Device, Tensor, TensorData};
+use aigc_core::weights::OnnxFile;
+use aigc_core::{Error, Result};
+
+use crate::hifigan::{HifiGan, HifiGanConfig, HifiGanNames, ResBlockKind};
+
+/// The fields of a Piper voice's `.onnx.json` that synthesis needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PiperConfig {
+    /// Output sample rate.
+    pub sample_rate: u32,
+    /// `audio.quality`: `x_low`, `low`, `medium` or `high` (it selects the architecture).
+    pub quality: String,
+    /// The espeak-ng voice for phonemisation (`en-us`).
+    pub espeak_voice: String,
+    /// `espeak` (IPA phonemes) or `text` (code points).
+    pub phoneme_type: String,
+    /// Phoneme (one code point) to model ids.
+    pub phoneme_id_map: HashMap<char, Vec<i64>>,
+    /// Embedding rows.
+    pub num_symbols: usize,
+    /// Speakers (1: no speaker input).
+    pub num_speakers: usize,
+    /// Default `noise_scale`.
+    pub noise_scale: f32,
+    /// Default `length_scale`.
+    pub length_scale: f32,
+    /// Default `noise_w`.
+    pub noise_w: f32,
+}
+
+/// Sentence framing symbols of Piper's id sequences.
+const BOS: char = '^';
+const EOS: char = '$';
+const PAD: char = '_';
+
+impl PiperConfig {
+    /// Parses `.onnx.json` text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |why: String| Error::invalid_argument("Piper voice config", why);
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let get = |path: &[&str]| path.iter().try_fold(&v, |v, k| v.get(k));
+        let text_at = |path: &[&str]| {
+            get(path)
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("`{}` missing", path.join("."))))
+        };
+        let num_at =
+            |path: &[&str], default: f64| get(path).and_then(|x| x.as_f64()).unwrap_or(default);
+        let map = get(&["phoneme_id_map"])
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| bad("`phoneme_id_map` missing".into()))?;
+        let mut phoneme_id_map = HashMap::new();
+        for (k, ids) in map {
+            let mut chars = k.chars();
+            let (Some(c), None) = (chars.next(), chars.next()) else {
+                return Err(bad(format!("phoneme {k:?} is not one code point")));
+            };
+            let ids: Option<Vec<i64>> =
+                ids.as_array().and_then(|a| a.iter().map(|x| x.as_i64()).collect());
+            let ids = ids.ok_or_else(|| bad(format!("ids of {k:?} are not integers")))?;
+            phoneme_id_map.insert(c, ids);
+        }
+        let num_symbols = num_at(&["num_symbols"], 256.0) as usize;
+        if let Some((c, id)) = phoneme_id_map
+            .iter()
+            .flat_map(|(c, ids)| ids.iter().map(move |id| (c, id)))
+            .find(|&(_, &id)| id < 0 || id as usize >= num_symbols)
+        {
+            return Err(bad(format!("phoneme {c:?} maps to id {id}, outside 0..{num_symbols}")));
+        }
+        for c in [BOS, EOS, PAD] {
+            if !phoneme_id_map.contains_key(&c) {
+                return Err(bad(format!("`phoneme_id_map` lacks {c:?}")));
+            }
+        }
+        let sample_rate = num_at(&["audio", "sample_rate"], 0.0);
+        if !(1.0..=384_000.0).contains(&sample_rate) {
+            return Err(bad(format!("sample rate {sample_rate}")));
+        }
+        Ok(Self {
+            sample_rate: sample_rate as u32,
+            quality: text_at(&["audio", "quality"]).unwrap_or_else(|_| "medium".into()),
+            espeak_voice: text_at(&["espeak", "voice"]).unwrap_or_else(|_| "en-us".into()),
+            phoneme_type: text_at(&["phoneme_type"]).unwrap_or_else(|_| "espeak".into()),
+            phoneme_id_map,
+            num_symbols,
+            num_speakers: num_at(&["num_speakers"], 1.0) as usize,
+            noise_scale: num_at(&["inference", "noise_scale"], 0.667) as f32,
+            length_scale: num_at(&["inference", "length_scale"], 1.0) as f32,
+            noise_w: num_at(&["inference", "noise_w"], 0.8) as f32,
+        })
+    }
+
+    /// Model ids for one sentence's phonemes (code points), as piper-phonemize frames them:
+    /// `^ _ (phoneme _)* $`. Phonemes the voice does not know are skipped, as Piper does;
+    /// they are returned second.
+    pub fn phoneme_ids(&self, phonemes: &str) -> (Vec<i64>, Vec<char>) {
+        let ids = |c: char| self.phoneme_id_map.get(&c).cloned().unwrap_or_default();
+        let (mut out, mut missing) = (ids(BOS), Vec::new());
+        out.extend(ids(PAD));
+        for c in phonemes.chars() {
+            match self.phoneme_id_map.get(&c) {
+                Some(i) => {
+                    out.extend(i);
+                    out.extend(ids(PAD));
+                }
+                None => missing.push(c),
+            }
+        }
+        out.extend(ids(EOS));
+        (out, missing)
+    }
+
+    /// The decoder's shape for this voice's quality (Piper's training presets).
+    pub fn decoder_config(&self) -> Result<HifiGanConfig> {
+        let (initial, rates, kernels, rb_kernels, dilations, resblock) = match self.quality.as_str()
+        {
+            "x_low" | "low" | "medium" => (
+                256,
+                vec![8, 8, 4],
+                vec![16, 16, 8],
+                vec![3, 5, 7],
+                vec![vec![1, 2], vec![2, 6], vec![3, 12]],
+                ResBlockKind::Two,
+            ),
+            "high" => (
+                512,
+                vec![8, 8, 2, 2],
+                vec![16, 16, 4, 4],
+                vec![3, 7, 11],
+                vec![vec![1, 3, 5]; 3],
+                ResBlockKind::One,
+            ),
+            other => return Err(Error::unsupported("Piper voice quality", other.to_string())),
+        };
+        let inter = if self.quality == "x_low" { 96 } else { 192 };
+        Ok(HifiGanConfig {
+            in_channels: inter,
+            upsample_initial_channel: initial,
+            upsample_rates: rates,
+            upsample_kernel_sizes: kernels,
+            resblock_kernel_sizes: rb_kernels,
+            resblock_dilation_sizes: dilations,
+            leaky_relu_slope: 0.1,
+            sampling_rate: self.sample_rate,
+            normalize_before: false,
+            resblock,
+        })
+    }
+}
+
+/// A Piper voice: its configuration and the parts of its VITS model loaded so far.
+#[derive(Debug, Clone)]
+pub struct PiperVoice {
+    config: PiperConfig,
+    decoder: HifiGan,
+    device: Device,
+}
+
+impl PiperVoice {
+    /// Loads `voice.onnx` and `voice.onnx.json` (next to it).
+    pub fn open(onnx: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let onnx = onnx.as_ref();
+        let json = PathBuf::from(format!("{}.json", onnx.display()));
+        let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
+        let config = PiperConfig::from_json(&text)?;
+        let file = OnnxFile::open(onnx)?;
+        let decoder = HifiGan::load(
+            &file.parameters(),
+            config.decoder_config()?,
+            &HifiGanNames::vits(),
+            device,
+        )?;
+        Ok(Self { config, decoder, device: device.clone() })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PiperConfig {
+        &self.config
+    }
+
+    /// The decoder's waveform for latent frames `z` (`[channels][frames]`, row-major: the
+    /// flow's output).
+    pub fn decode(&self, z: &[f32], frames: usize) -> Result<Vec<f32>> {
+        let c = self.decoder.config().in_channels;
+        if z.len() != c * frames || frames == 0 {
+            return Err(Error::invalid_argument(
+                "latents",
+                format!("{} values for {frames} frames of {c} channels", z.len()),
+            ));
+        }
+        let x = Tensor::<3>::from_data(TensorData::new(z.to_vec(), [1, c, frames]), &self.device);
+        self.decoder
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::invalid_argument("waveform", format!("{e:?}")))
+    }
+}

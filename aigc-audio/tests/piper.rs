@@ -1,0 +1,74 @@
+//! The Piper voice en_US-joe-medium against Piper's own tools and onnxruntime
+//! (`tools/piper_golden.py` → `tools/fixtures/audio/piper/`): phoneme ids from Piper's
+//! phonemes for 12 texts, and the decoder (HiFi-GAN) on onnxruntime's decoder input.
+
+use std::path::PathBuf;
+
+use aigc_audio::piper::{PiperConfig, PiperVoice};
+use aigc_core::npy;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures/audio/piper")
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn phoneme_ids_match_piper_phonemize() {
+    let Some(path) = aigc_core::models::installed_or_skip("piper-en-us-joe-medium") else {
+        return;
+    };
+    let json = std::fs::read_to_string(format!("{}.json", path.display())).unwrap();
+    let config = PiperConfig::from_json(&json).unwrap();
+    let phonemes = fixture_json("phonemes.json");
+    let mut count = 0;
+    for text in phonemes["sentences"].as_array().unwrap() {
+        for sentence in text["sentences"].as_array().unwrap() {
+            let ipa: String = sentence["phonemes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            let want: Vec<i64> =
+                sentence["ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+            let (ids, missing) = config.phoneme_ids(&ipa);
+            assert!(missing.is_empty(), "{}: unknown {missing:?}", text["text"]);
+            assert_eq!(ids, want, "{}", text["text"]);
+            count += 1;
+        }
+    }
+    assert!(count >= 12, "{count} sentences");
+}
+
+#[test]
+fn decoder_matches_onnxruntime() {
+    let Some(path) = aigc_core::models::installed_or_skip("piper-en-us-joe-medium") else {
+        return;
+    };
+    let device = aigc_core::parse_device("flex").unwrap();
+    let voice = PiperVoice::open(&path, &device).unwrap();
+    let (shape, z) = npy::read_f32(fixtures().join("inter_hello_z.npy")).unwrap();
+    assert_eq!(shape, [1, 192, 72]);
+    let (_, want) = npy::read_f32(fixtures().join("wave_hello.npy")).unwrap();
+    let got = voice.decode(&z, 72).unwrap();
+    assert_eq!(got.len(), want.len());
+    let diff = got.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+    eprintln!("piper decoder: max |diff| {diff:.2e} over {} samples", got.len());
+    assert!(diff <= 1e-3, "max |diff| {diff}");
+}
+
+#[test]
+fn bad_configs_are_refused() {
+    assert!(PiperConfig::from_json("{}").is_err());
+    let no_pad = r#"{"audio": {"sample_rate": 22050}, "phoneme_id_map": {"^": [1], "$": [2]}}"#;
+    assert!(PiperConfig::from_json(no_pad).unwrap_err().to_string().contains("'_'"));
+    let out_of_range = r#"{"audio": {"sample_rate": 22050}, "num_symbols": 4,
+        "phoneme_id_map": {"^": [1], "$": [2], "_": [0], "a": [9]}}"#;
+    assert!(PiperConfig::from_json(out_of_range).is_err());
+    let ok = r#"{"audio": {"sample_rate": 22050, "quality": "ultra"}, "phoneme_id_map": {"^": [1], "$": [2], "_": [0]}}"#;
+    assert!(PiperConfig::from_json(ok).unwrap().decoder_config().is_err());
+}
