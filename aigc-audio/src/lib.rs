@@ -24,4 +24,5 @@ pub mod hifigan;
 pub mod piper;
 pub mod resample;
 pub mod spectral;
+pub mod vits;
 pub mod wav;

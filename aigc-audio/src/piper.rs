@@ -1,16 +1,17 @@
 //! Piper voices: a VITS model exported to ONNX with its `.onnx.json` (sample rate, espeak
 //! voice, phoneme id map, inference defaults). So far: the configuration, phoneme ids from
-//! phonemes, and the decoder (a HiFi-GAN generator, `dec.*`) loaded from the ONNX
-//! initializers.
+//! phonemes, the text encoder (`enc_p.*`) and the decoder (a HiFi-GAN generator, `dec.*`)
+//! loaded from the ONNX initializers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use aigc_core::burn::tensor::{Device, Tensor, TensorData};
-use aigc_core::weights::OnnxFile;
+use aigc_core::weights::{OnnxFile, WeightLoader};
 use aigc_core::{Error, Result};
 
 use crate::hifigan::{HifiGan, HifiGanConfig, HifiGanNames, ResBlockKind};
+use crate::vits::{TextEncoder, TextEncoderConfig, TextEncoding};
 
 /// The fields of a Piper voice's `.onnx.json` that synthesis needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +122,25 @@ impl PiperConfig {
         (out, missing)
     }
 
+    /// The text encoder's shape for this voice's quality (Piper's training presets).
+    pub fn encoder_config(&self) -> Result<TextEncoderConfig> {
+        let (hidden, filter) = match self.quality.as_str() {
+            "x_low" => (96, 384),
+            "low" | "medium" | "high" => (192, 768),
+            other => return Err(Error::unsupported("Piper voice quality", other.to_string())),
+        };
+        Ok(TextEncoderConfig {
+            n_vocab: self.num_symbols,
+            hidden,
+            filter,
+            heads: 2,
+            layers: 6,
+            kernel: 3,
+            window: 4,
+            out_channels: hidden,
+        })
+    }
+
     /// The decoder's shape for this voice's quality (Piper's training presets).
     pub fn decoder_config(&self) -> Result<HifiGanConfig> {
         let (initial, rates, kernels, rb_kernels, dilations, resblock) = match self.quality.as_str()
@@ -163,6 +183,7 @@ impl PiperConfig {
 #[derive(Debug, Clone)]
 pub struct PiperVoice {
     config: PiperConfig,
+    encoder: TextEncoder,
     decoder: HifiGan,
     device: Device,
 }
@@ -175,18 +196,26 @@ impl PiperVoice {
         let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
         let config = PiperConfig::from_json(&text)?;
         let file = OnnxFile::open(onnx)?;
-        let decoder = HifiGan::load(
-            &file.parameters(),
-            config.decoder_config()?,
-            &HifiGanNames::vits(),
-            device,
-        )?;
-        Ok(Self { config, decoder, device: device.clone() })
+        let params = file.parameters();
+        // Piper's export stores the phoneme embedding under the unused input name `sid`.
+        let w =
+            WeightLoader::new(&params, device).ignore(|n| !n.starts_with("enc_p.") && n != "sid");
+        let embedding = (!w.contains("enc_p.emb.weight")).then_some("sid");
+        let encoder = TextEncoder::load(&w, "enc_p.", embedding, config.encoder_config()?);
+        w.finish()?;
+        let decoder =
+            HifiGan::load(&params, config.decoder_config()?, &HifiGanNames::vits(), device)?;
+        Ok(Self { config, encoder, decoder, device: device.clone() })
     }
 
     /// The configuration.
     pub fn config(&self) -> &PiperConfig {
         &self.config
+    }
+
+    /// The text encoder's output for one sentence's phoneme ids.
+    pub fn encode(&self, ids: &[i64]) -> Result<TextEncoding> {
+        self.encoder.forward(ids)
     }
 
     /// The decoder's waveform for latent frames `z` (`[channels][frames]`, row-major: the

@@ -72,3 +72,28 @@ fn bad_configs_are_refused() {
     let ok = r#"{"audio": {"sample_rate": 22050, "quality": "ultra"}, "phoneme_id_map": {"^": [1], "$": [2], "_": [0]}}"#;
     assert!(PiperConfig::from_json(ok).unwrap().decoder_config().is_err());
 }
+
+#[test]
+fn text_encoder_matches_onnxruntime() {
+    let Some(path) = aigc_core::models::installed_or_skip("piper-en-us-joe-medium") else {
+        return;
+    };
+    let device = aigc_core::parse_device("flex").unwrap();
+    let voice = PiperVoice::open(&path, &device).unwrap();
+    let manifest = fixture_json("manifest.json");
+    let hello = &manifest["waves"][0];
+    let ids: Vec<i64> =
+        hello["ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let enc = voice.encode(&ids).unwrap();
+    for (name, got) in [("enc_x", enc.x), ("m_p", enc.m_p), ("logs_p", enc.logs_p)] {
+        let (shape, want) =
+            npy::read_f32(fixtures().join(format!("inter_hello_{name}.npy"))).unwrap();
+        assert_eq!(got.dims().to_vec(), shape, "{name}");
+        let got = got.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let diff = got.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        eprintln!("piper text encoder {name}: max |diff| {diff:.2e}");
+        assert!(diff <= 1e-3, "{name}: max |diff| {diff}");
+    }
+    assert!(voice.encode(&[]).is_err());
+    assert!(voice.encode(&[1, 999]).is_err());
+}

@@ -1,0 +1,266 @@
+//! VITS building blocks (Kim et al., 2021, as Piper trains them): so far the text encoder,
+//! a post-norm transformer over phoneme embeddings with windowed relative-position
+//! attention, whose output gives the prior's mean and log-deviation per phoneme.
+
+use aigc_core::burn::tensor::module::conv1d;
+use aigc_core::burn::tensor::ops::ConvOptions;
+use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData};
+use aigc_core::layers::{LayerNorm, softmax_last};
+use aigc_core::weights::WeightLoader;
+use aigc_core::{Error, Result};
+
+/// A 1-D convolution with "same" padding (odd kernels).
+#[derive(Debug, Clone)]
+pub(crate) struct Conv1d {
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+}
+
+impl Conv1d {
+    /// `{p}.weight` `[out, inp / groups, k]` and `{p}.bias` `[out]`.
+    pub(crate) fn load(
+        w: &WeightLoader<'_>,
+        p: &str,
+        [out, inp, k]: [usize; 3],
+        dilation: usize,
+        groups: usize,
+    ) -> Self {
+        Self {
+            weight: w.tensor(&format!("{p}.weight"), [out, inp / groups.max(1), k]),
+            bias: Some(w.tensor(&format!("{p}.bias"), [out])),
+            padding: (k - 1) * dilation / 2,
+            dilation,
+            groups: groups.max(1),
+        }
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let options = ConvOptions::new([1], [self.padding], [self.dilation], self.groups);
+        conv1d(x, self.weight.clone(), self.bias.clone(), options)
+    }
+}
+
+/// Layer norm over the channels of `[batch, channels, time]` (VITS keeps channels first).
+#[derive(Debug, Clone)]
+struct ChannelNorm(LayerNorm);
+
+impl ChannelNorm {
+    fn load(w: &WeightLoader<'_>, p: &str, c: usize) -> Self {
+        let gamma = w.tensor(&format!("{p}.gamma"), [c]);
+        let beta = w.tensor(&format!("{p}.beta"), [c]);
+        Self(LayerNorm::new(gamma, beta, 1e-5))
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.0.forward(x.swap_dims(1, 2)).swap_dims(1, 2)
+    }
+}
+
+/// Multi-head self-attention with relative-position embeddings for offsets within
+/// `window` (shared by the heads) on keys and values.
+#[derive(Debug, Clone)]
+struct RelativeAttention {
+    q: Conv1d,
+    k: Conv1d,
+    v: Conv1d,
+    o: Conv1d,
+    /// `[2 window + 1][head_dim]` each, on the host.
+    rel_k: Vec<f32>,
+    rel_v: Vec<f32>,
+    heads: usize,
+    window: usize,
+}
+
+impl RelativeAttention {
+    fn load(w: &WeightLoader<'_>, p: &str, c: usize, heads: usize, window: usize) -> Self {
+        let d = c / heads;
+        let rel = |name: &str| {
+            let t = w.tensor(&format!("{p}.{name}"), [1, 2 * window + 1, d]);
+            t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+        };
+        Self {
+            q: Conv1d::load(w, &format!("{p}.conv_q"), [c, c, 1], 1, 1),
+            k: Conv1d::load(w, &format!("{p}.conv_k"), [c, c, 1], 1, 1),
+            v: Conv1d::load(w, &format!("{p}.conv_v"), [c, c, 1], 1, 1),
+            o: Conv1d::load(w, &format!("{p}.conv_o"), [c, c, 1], 1, 1),
+            rel_k: rel("emb_rel_k"),
+            rel_v: rel("emb_rel_v"),
+            heads,
+            window,
+        }
+    }
+
+    /// `x` `[1, channels, t]`.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, c, t] = x.dims();
+        let (h, d, win) = (self.heads, c / self.heads, self.window);
+        let device = x.device();
+        let split = |y: Tensor<3>| y.reshape([b * h, d, t]).swap_dims(1, 2); // [bh, t, d]
+        let q = split(self.q.forward(x.clone())) / (d as f64).sqrt();
+        let (k, v) = (split(self.k.forward(x.clone())), split(self.v.forward(x)));
+        let span = 2 * win + 1;
+        let rel_k = Tensor::<2>::from_data(TensorData::new(self.rel_k.clone(), [span, d]), &device);
+        let rel_v = Tensor::<2>::from_data(TensorData::new(self.rel_v.clone(), [span, d]), &device);
+        // q·(relative key of offset j - i), for the offsets inside the window.
+        let qe = host(q.clone().matmul(rel_k.transpose().unsqueeze_dim::<3>(0)));
+        let mut bias = vec![0f32; b * h * t * t];
+        for bh in 0..b * h {
+            for i in 0..t {
+                for j in i.saturating_sub(win)..(i + win + 1).min(t) {
+                    bias[(bh * t + i) * t + j] = qe[(bh * t + i) * span + j + win - i];
+                }
+            }
+        }
+        let bias = Tensor::<3>::from_data(TensorData::new(bias, [b * h, t, t]), &device);
+        let p = softmax_last(q.matmul(k.swap_dims(1, 2)) + bias);
+        // Each query's weights regrouped by offset, times the relative values.
+        let ph = host(p.clone());
+        let mut by_offset = vec![0f32; b * h * t * span];
+        for bh in 0..b * h {
+            for i in 0..t {
+                for j in i.saturating_sub(win)..(i + win + 1).min(t) {
+                    by_offset[(bh * t + i) * span + j + win - i] = ph[(bh * t + i) * t + j];
+                }
+            }
+        }
+        let by_offset =
+            Tensor::<3>::from_data(TensorData::new(by_offset, [b * h, t, span]), &device);
+        let out = p.matmul(v) + by_offset.matmul(rel_v.unsqueeze_dim::<3>(0));
+        self.o.forward(out.swap_dims(1, 2).reshape([b, c, t]))
+    }
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+}
+
+/// The text encoder's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextEncoderConfig {
+    /// Embedding rows.
+    pub n_vocab: usize,
+    /// Hidden channels (192 in Piper's medium voices).
+    pub hidden: usize,
+    /// Feed-forward channels.
+    pub filter: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Transformer layers.
+    pub layers: usize,
+    /// Feed-forward kernel size.
+    pub kernel: usize,
+    /// Relative-position window (offsets -window..=window).
+    pub window: usize,
+    /// Channels of the prior (`m_p`, `logs_p`).
+    pub out_channels: usize,
+}
+
+#[derive(Debug, Clone)]
+struct EncoderLayer {
+    attn: RelativeAttention,
+    norm1: ChannelNorm,
+    ffn1: Conv1d,
+    ffn2: Conv1d,
+    norm2: ChannelNorm,
+}
+
+/// The VITS text encoder (`enc_p`).
+#[derive(Debug, Clone)]
+pub struct TextEncoder {
+    cfg: TextEncoderConfig,
+    embedding: Tensor<2>,
+    layers: Vec<EncoderLayer>,
+    proj: Conv1d,
+    device: Device,
+}
+
+/// What the text encoder gives per phoneme: hidden states, and the prior's mean and log
+/// standard deviation, each `[1, channels, phonemes]`.
+#[derive(Debug, Clone)]
+pub struct TextEncoding {
+    /// Hidden states (the duration predictor's input).
+    pub x: Tensor<3>,
+    /// Prior mean.
+    pub m_p: Tensor<3>,
+    /// Prior log standard deviation.
+    pub logs_p: Tensor<3>,
+}
+
+impl TextEncoder {
+    /// Loads `{p}emb.weight` (or `embedding`, when given: Piper's export calls it `sid`) and
+    /// `{p}encoder.*`, `{p}proj.*`.
+    pub fn load(
+        w: &WeightLoader<'_>,
+        p: &str,
+        embedding: Option<&str>,
+        cfg: TextEncoderConfig,
+    ) -> Self {
+        let c = cfg.hidden;
+        let emb_name = embedding.map_or_else(|| format!("{p}emb.weight"), str::to_string);
+        let layers = (0..cfg.layers)
+            .map(|l| {
+                let e = format!("{p}encoder");
+                EncoderLayer {
+                    attn: RelativeAttention::load(
+                        w,
+                        &format!("{e}.attn_layers.{l}"),
+                        c,
+                        cfg.heads,
+                        cfg.window,
+                    ),
+                    norm1: ChannelNorm::load(w, &format!("{e}.norm_layers_1.{l}"), c),
+                    ffn1: Conv1d::load(
+                        w,
+                        &format!("{e}.ffn_layers.{l}.conv_1"),
+                        [cfg.filter, c, cfg.kernel],
+                        1,
+                        1,
+                    ),
+                    ffn2: Conv1d::load(
+                        w,
+                        &format!("{e}.ffn_layers.{l}.conv_2"),
+                        [c, cfg.filter, cfg.kernel],
+                        1,
+                        1,
+                    ),
+                    norm2: ChannelNorm::load(w, &format!("{e}.norm_layers_2.{l}"), c),
+                }
+            })
+            .collect();
+        Self {
+            embedding: w.tensor(&emb_name, [cfg.n_vocab, c]),
+            layers,
+            proj: Conv1d::load(w, &format!("{p}proj"), [2 * cfg.out_channels, c, 1], 1, 1),
+            device: w.device().clone(),
+            cfg,
+        }
+    }
+
+    /// Encodes phoneme ids (one sentence).
+    pub fn forward(&self, ids: &[i64]) -> Result<TextEncoding> {
+        let n = self.cfg.n_vocab as i64;
+        if ids.is_empty() || ids.iter().any(|&i| !(0..n).contains(&i)) {
+            return Err(Error::invalid_argument(
+                "phoneme ids",
+                format!("{} ids, each must be in 0..{n}", ids.len()),
+            ));
+        }
+        let (t, c) = (ids.len(), self.cfg.hidden);
+        let index = Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [t]), &self.device);
+        let x = self.embedding.clone().select(0, index) * (c as f64).sqrt();
+        let mut x = x.transpose().reshape([1, c, t]);
+        for layer in &self.layers {
+            x = layer.norm1.forward(x.clone() + layer.attn.forward(x));
+            let y = layer
+                .ffn2
+                .forward(aigc_core::burn::tensor::activation::relu(layer.ffn1.forward(x.clone())));
+            x = layer.norm2.forward(x + y);
+        }
+        let stats = self.proj.forward(x.clone());
+        let o = self.cfg.out_channels;
+        Ok(TextEncoding { x, m_p: stats.clone().narrow(1, 0, o), logs_p: stats.narrow(1, o, o) })
+    }
+}
