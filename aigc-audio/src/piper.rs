@@ -11,7 +11,7 @@ use aigc_core::weights::{OnnxFile, WeightLoader};
 use aigc_core::{Error, Result};
 
 use crate::hifigan::{HifiGan, HifiGanConfig, HifiGanNames, ResBlockKind};
-use crate::vits::{TextEncoder, TextEncoderConfig, TextEncoding};
+use crate::vits::{Flow, FlowConfig, TextEncoder, TextEncoderConfig, TextEncoding};
 
 /// The fields of a Piper voice's `.onnx.json` that synthesis needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +184,7 @@ impl PiperConfig {
 pub struct PiperVoice {
     config: PiperConfig,
     encoder: TextEncoder,
+    flow: Flow,
     decoder: HifiGan,
     device: Device,
 }
@@ -198,14 +199,24 @@ impl PiperVoice {
         let file = OnnxFile::open(onnx)?;
         let params = file.parameters();
         // Piper's export stores the phoneme embedding under the unused input name `sid`.
-        let w =
-            WeightLoader::new(&params, device).ignore(|n| !n.starts_with("enc_p.") && n != "sid");
+        let w = WeightLoader::new(&params, device)
+            .ignore(|n| !n.starts_with("enc_p.") && !n.starts_with("flow.") && n != "sid");
         let embedding = (!w.contains("enc_p.emb.weight")).then_some("sid");
-        let encoder = TextEncoder::load(&w, "enc_p.", embedding, config.encoder_config()?);
+        let enc_cfg = config.encoder_config()?;
+        let encoder = TextEncoder::load(&w, "enc_p.", embedding, enc_cfg);
+        let flow_cfg = FlowConfig {
+            channels: enc_cfg.out_channels,
+            hidden: enc_cfg.hidden,
+            kernel: 5,
+            dilation_rate: 1,
+            layers: 4,
+            flows: 4,
+        };
+        let flow = Flow::load(&w, "flow.", flow_cfg);
         w.finish()?;
         let decoder =
             HifiGan::load(&params, config.decoder_config()?, &HifiGanNames::vits(), device)?;
-        Ok(Self { config, encoder, decoder, device: device.clone() })
+        Ok(Self { config, encoder, flow, decoder, device: device.clone() })
     }
 
     /// The configuration.
@@ -216,6 +227,16 @@ impl PiperVoice {
     /// The text encoder's output for one sentence's phoneme ids.
     pub fn encode(&self, ids: &[i64]) -> Result<TextEncoding> {
         self.encoder.forward(ids)
+    }
+
+    /// The decoder's latents for prior samples `z_p` (`[1, channels, frames]`).
+    pub fn flow_reverse(&self, z_p: Tensor<3>) -> Tensor<3> {
+        self.flow.reverse(z_p)
+    }
+
+    /// The device the voice runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The decoder's waveform for latent frames `z` (`[channels][frames]`, row-major: the

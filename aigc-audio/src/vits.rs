@@ -264,3 +264,143 @@ impl TextEncoder {
         Ok(TextEncoding { x, m_p: stats.clone().narrow(1, 0, o), logs_p: stats.narrow(1, o, o) })
     }
 }
+
+/// WaveNet-style stack of gated dilated convolutions (`WN`), without conditioning.
+#[derive(Debug, Clone)]
+struct WaveNet {
+    in_layers: Vec<Conv1d>,
+    res_skip: Vec<Conv1d>,
+    hidden: usize,
+}
+
+impl WaveNet {
+    fn load(
+        w: &WeightLoader<'_>,
+        p: &str,
+        hidden: usize,
+        kernel: usize,
+        layers: usize,
+        dilation_rate: usize,
+    ) -> Self {
+        let mut in_layers = Vec::new();
+        let mut res_skip = Vec::new();
+        for i in 0..layers {
+            let d = dilation_rate.pow(i as u32);
+            in_layers.push(Conv1d::load(
+                w,
+                &format!("{p}.in_layers.{i}"),
+                [2 * hidden, hidden, kernel],
+                d,
+                1,
+            ));
+            let out = if i + 1 < layers { 2 * hidden } else { hidden };
+            res_skip.push(Conv1d::load(
+                w,
+                &format!("{p}.res_skip_layers.{i}"),
+                [out, hidden, 1],
+                1,
+                1,
+            ));
+        }
+        Self { in_layers, res_skip, hidden }
+    }
+
+    fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
+        let h = self.hidden;
+        let mut out: Option<Tensor<3>> = None;
+        let n = self.in_layers.len();
+        for (i, (inl, rs)) in self.in_layers.iter().zip(&self.res_skip).enumerate() {
+            let xi = inl.forward(x.clone());
+            let acts = xi.clone().narrow(1, 0, h).tanh()
+                * aigc_core::burn::tensor::activation::sigmoid(xi.narrow(1, h, h));
+            let r = rs.forward(acts);
+            let skip = if i + 1 < n {
+                x = x + r.clone().narrow(1, 0, h);
+                r.narrow(1, h, h)
+            } else {
+                r
+            };
+            out = Some(match out {
+                Some(o) => o + skip,
+                None => skip,
+            });
+        }
+        out.expect("at least one layer")
+    }
+}
+
+/// A mean-only affine coupling layer: the second half of the channels shifted by a function
+/// of the first.
+#[derive(Debug, Clone)]
+struct Coupling {
+    pre: Conv1d,
+    enc: WaveNet,
+    post: Conv1d,
+    half: usize,
+}
+
+impl Coupling {
+    fn reverse(&self, z: Tensor<3>) -> Tensor<3> {
+        let h = self.half;
+        let (x0, x1) = (z.clone().narrow(1, 0, h), z.narrow(1, h, h));
+        let m = self.post.forward(self.enc.forward(self.pre.forward(x0.clone())));
+        Tensor::cat(vec![x0, x1 - m], 1)
+    }
+}
+
+/// The flow's sizes (`ResidualCouplingBlock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Channels (split in halves).
+    pub channels: usize,
+    /// WaveNet hidden channels.
+    pub hidden: usize,
+    /// WaveNet kernel size.
+    pub kernel: usize,
+    /// WaveNet dilation rate (dilation of layer i is rate^i).
+    pub dilation_rate: usize,
+    /// WaveNet layers.
+    pub layers: usize,
+    /// Coupling layers (each followed by a channel flip).
+    pub flows: usize,
+}
+
+/// The normalising flow between the prior and the decoder's latents, run in reverse.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    couplings: Vec<Coupling>,
+}
+
+impl Flow {
+    /// Loads `{p}flows.{0,2,4,...}` (the odd entries are parameterless flips).
+    pub fn load(w: &WeightLoader<'_>, p: &str, cfg: FlowConfig) -> Self {
+        let half = cfg.channels / 2;
+        let couplings = (0..cfg.flows)
+            .map(|i| {
+                let f = format!("{p}flows.{}", 2 * i);
+                Coupling {
+                    pre: Conv1d::load(w, &format!("{f}.pre"), [cfg.hidden, half, 1], 1, 1),
+                    enc: WaveNet::load(
+                        w,
+                        &format!("{f}.enc"),
+                        cfg.hidden,
+                        cfg.kernel,
+                        cfg.layers,
+                        cfg.dilation_rate,
+                    ),
+                    post: Conv1d::load(w, &format!("{f}.post"), [half, cfg.hidden, 1], 1, 1),
+                    half,
+                }
+            })
+            .collect();
+        Self { couplings }
+    }
+
+    /// The decoder's latents for prior samples `z_p` (`[1, channels, frames]`).
+    pub fn reverse(&self, mut z: Tensor<3>) -> Tensor<3> {
+        for c in self.couplings.iter().rev() {
+            z = c.reverse(z.flip([1]));
+        }
+        z
+    }
+}

@@ -97,3 +97,33 @@ fn text_encoder_matches_onnxruntime() {
     assert!(voice.encode(&[]).is_err());
     assert!(voice.encode(&[1, 999]).is_err());
 }
+
+#[test]
+fn flow_matches_onnxruntime() {
+    let Some(path) = aigc_core::models::installed_or_skip("piper-en-us-joe-medium") else {
+        return;
+    };
+    let device = aigc_core::parse_device("flex").unwrap();
+    let voice = PiperVoice::open(&path, &device).unwrap();
+    // With noise_scale 0 the prior sample is m_p repeated by the rounded-up durations.
+    let (_, m_p) = npy::read_f32(fixtures().join("inter_hello_m_p.npy")).unwrap();
+    let (_, w_ceil) = npy::read_f32(fixtures().join("inter_hello_w_ceil.npy")).unwrap();
+    let (shape, want) = npy::read_f32(fixtures().join("inter_hello_z.npy")).unwrap();
+    let (c, t) = (192, w_ceil.len());
+    let frames: usize = w_ceil.iter().map(|&w| w as usize).sum();
+    assert_eq!(shape, [1, c, frames]);
+    let mut z_p = Vec::with_capacity(c * frames);
+    for ch in 0..c {
+        for (i, &w) in w_ceil.iter().enumerate() {
+            z_p.extend(std::iter::repeat_n(m_p[ch * t + i], w as usize));
+        }
+    }
+    let z_p = aigc_core::burn::tensor::Tensor::<3>::from_data(
+        aigc_core::burn::tensor::TensorData::new(z_p, [1, c, frames]),
+        &device,
+    );
+    let got = voice.flow_reverse(z_p).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let diff = got.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+    eprintln!("piper flow: max |diff| {diff:.2e}");
+    assert!(diff <= 1e-3, "max |diff| {diff}");
+}
