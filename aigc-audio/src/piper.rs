@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use aigc_core::burn::tensor::{Device, Tensor, TensorData};
-use aigc_core::weights::{OnnxFile, WeightLoader};
+use aigc_core::weights::{OnnxFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
 use crate::hifigan::{HifiGan, HifiGanConfig, HifiGanNames, ResBlockKind};
-use crate::vits::{Flow, FlowConfig, TextEncoder, TextEncoderConfig, TextEncoding};
+use crate::vits::{
+    DurationPredictor, Flow, FlowConfig, TextEncoder, TextEncoderConfig, TextEncoding,
+};
 
 /// The fields of a Piper voice's `.onnx.json` that synthesis needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +186,7 @@ impl PiperConfig {
 pub struct PiperVoice {
     config: PiperConfig,
     encoder: TextEncoder,
+    durations: DurationPredictor,
     flow: Flow,
     decoder: HifiGan,
     device: Device,
@@ -200,7 +203,7 @@ impl PiperVoice {
         let params = file.parameters();
         // Piper's export stores the phoneme embedding under the unused input name `sid`.
         let w = WeightLoader::new(&params, device)
-            .ignore(|n| !n.starts_with("enc_p.") && !n.starts_with("flow.") && n != "sid");
+            .ignore(|n| !["enc_p.", "flow.", "dp."].iter().any(|p| n.starts_with(p)) && n != "sid");
         let embedding = (!w.contains("enc_p.emb.weight")).then_some("sid");
         let enc_cfg = config.encoder_config()?;
         let encoder = TextEncoder::load(&w, "enc_p.", embedding, enc_cfg);
@@ -213,10 +216,20 @@ impl PiperVoice {
             flows: 4,
         };
         let flow = Flow::load(&w, "flow.", flow_cfg);
+        // The export folds exp(-dp.flows.0.logs) into a graph constant.
+        let folded = "/dp/flows.0/Exp_output_0";
+        let inv_scale = match file.contains(folded) {
+            true => Some(file.tensor(folded)?.to_f32()?),
+            false => None,
+        };
+        if inv_scale.as_ref().is_some_and(|v| v.len() != 2) {
+            return Err(Error::tensor(folded, "expected two values"));
+        }
+        let durations = DurationPredictor::load(&w, "dp.", enc_cfg.hidden, inv_scale);
         w.finish()?;
         let decoder =
             HifiGan::load(&params, config.decoder_config()?, &HifiGanNames::vits(), device)?;
-        Ok(Self { config, encoder, flow, decoder, device: device.clone() })
+        Ok(Self { config, encoder, durations, flow, decoder, device: device.clone() })
     }
 
     /// The configuration.
@@ -227,6 +240,24 @@ impl PiperVoice {
     /// The text encoder's output for one sentence's phoneme ids.
     pub fn encode(&self, ids: &[i64]) -> Result<TextEncoding> {
         self.encoder.forward(ids)
+    }
+
+    /// Log-durations per phoneme for the encoder's hidden states, from `noise` (`[2][t]`
+    /// standard normal values) scaled by `noise_w`.
+    pub fn log_durations(
+        &self,
+        enc: &TextEncoding,
+        noise: &[f32],
+        noise_w: f32,
+    ) -> Result<Vec<f32>> {
+        let t = enc.x.dims()[2];
+        if noise.len() != 2 * t {
+            return Err(Error::invalid_argument(
+                "noise",
+                format!("{} values for {t} phonemes", noise.len()),
+            ));
+        }
+        Ok(self.durations.reverse(&enc.x, noise, noise_w))
     }
 
     /// The decoder's latents for prior samples `z_p` (`[1, channels, frames]`).

@@ -404,3 +404,202 @@ impl Flow {
         z
     }
 }
+
+/// Dilated depthwise-separable convolutions (`DDSConv`): per layer a depthwise convolution
+/// of dilation `kernel^i`, layer norm, GELU, a 1x1 convolution, layer norm, GELU, residual.
+#[derive(Debug, Clone)]
+struct DdsConv {
+    layers: Vec<(Conv1d, ChannelNorm, Conv1d, ChannelNorm)>,
+}
+
+impl DdsConv {
+    fn load(w: &WeightLoader<'_>, p: &str, channels: usize, kernel: usize, layers: usize) -> Self {
+        let layers = (0..layers)
+            .map(|i| {
+                let d = kernel.pow(i as u32);
+                (
+                    Conv1d::load(
+                        w,
+                        &format!("{p}.convs_sep.{i}"),
+                        [channels, channels, kernel],
+                        d,
+                        channels,
+                    ),
+                    ChannelNorm::load(w, &format!("{p}.norms_1.{i}"), channels),
+                    Conv1d::load(w, &format!("{p}.convs_1x1.{i}"), [channels, channels, 1], 1, 1),
+                    ChannelNorm::load(w, &format!("{p}.norms_2.{i}"), channels),
+                )
+            })
+            .collect();
+        Self { layers }
+    }
+
+    fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
+        use aigc_core::burn::tensor::activation::gelu;
+        for (sep, n1, pointwise, n2) in &self.layers {
+            let y = gelu(n1.forward(sep.forward(x.clone())));
+            let y = gelu(n2.forward(pointwise.forward(y)));
+            x = x + y;
+        }
+        x
+    }
+}
+
+/// A coupling layer whose second channel goes through a monotonic rational-quadratic spline
+/// conditioned on the first and on the text (`ConvFlow`).
+#[derive(Debug, Clone)]
+struct ConvFlow {
+    pre: Conv1d,
+    convs: DdsConv,
+    proj: Conv1d,
+    filter: usize,
+}
+
+/// Spline bins of the duration predictor's flows.
+const SPLINE_BINS: usize = 10;
+/// Beyond ±this the splines are the identity.
+const SPLINE_TAIL: f64 = 5.0;
+/// Smallest bin width, height and derivative.
+const SPLINE_MIN: f64 = 1e-3;
+
+impl ConvFlow {
+    /// `z` `[1, 2, t]`; `g` the predictor's hidden states `[1, filter, t]`.
+    fn reverse(&self, z: Tensor<3>, g: &Tensor<3>) -> Tensor<3> {
+        let [_, _, t] = z.dims();
+        let (x0, x1) = (z.clone().narrow(1, 0, 1), z.narrow(1, 1, 1));
+        let h = self.proj.forward(self.convs.forward(self.pre.forward(x0.clone()) + g.clone()));
+        let params = host(h); // [3 bins - 1][t]
+        let x1v = host(x1);
+        let scale = 1.0 / (self.filter as f64).sqrt();
+        let out: Vec<f32> = (0..t)
+            .map(|i| {
+                let col = |k: usize| params[k * t + i] as f64;
+                let uw: Vec<f64> = (0..SPLINE_BINS).map(|k| col(k) * scale).collect();
+                let uh: Vec<f64> = (0..SPLINE_BINS).map(|k| col(SPLINE_BINS + k) * scale).collect();
+                let ud: Vec<f64> = (0..SPLINE_BINS - 1).map(|k| col(2 * SPLINE_BINS + k)).collect();
+                inverse_spline(x1v[i] as f64, &uw, &uh, &ud) as f32
+            })
+            .collect();
+        let x1 = Tensor::<3>::from_data(TensorData::new(out, [1, 1, t]), &x0.device());
+        Tensor::cat(vec![x0, x1], 1)
+    }
+}
+
+/// The inverse of a rational-quadratic spline on `[-tail, tail]` with linear tails
+/// (Durkan et al., 2019, as VITS's `transforms.py` computes it): unnormalised widths,
+/// heights (`bins` each) and inner derivatives (`bins - 1`).
+fn inverse_spline(y: f64, uw: &[f64], uh: &[f64], ud: &[f64]) -> f64 {
+    if !(-SPLINE_TAIL..=SPLINE_TAIL).contains(&y) {
+        return y;
+    }
+    let bins = uw.len();
+    let knots = |u: &[f64]| -> Vec<f64> {
+        let max = u.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = u.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        let mut acc = 0.0;
+        let mut k = vec![-SPLINE_TAIL];
+        for v in &e {
+            acc += SPLINE_MIN + (1.0 - SPLINE_MIN * bins as f64) * v / sum;
+            k.push(2.0 * SPLINE_TAIL * acc - SPLINE_TAIL);
+        }
+        k[bins] = SPLINE_TAIL;
+        k
+    };
+    let (cw, ch) = (knots(uw), knots(uh));
+    // Boundary derivatives are 1: the softplus inverse of 1 - min, then softplus + min.
+    let edge = ((1.0 - SPLINE_MIN).exp() - 1.0).ln();
+    let der: Vec<f64> = std::iter::once(edge)
+        .chain(ud.iter().copied())
+        .chain(std::iter::once(edge))
+        .map(|v| SPLINE_MIN + v.exp().ln_1p())
+        .collect();
+    let mut k = 0;
+    for (j, &c) in ch.iter().enumerate().take(bins) {
+        if y >= c {
+            k = j;
+        }
+    }
+    let (w, h) = (cw[k + 1] - cw[k], ch[k + 1] - ch[k]);
+    let delta = h / w;
+    let (d0, d1) = (der[k], der[k + 1]);
+    let dy = y - ch[k];
+    let a = dy * (d0 + d1 - 2.0 * delta) + h * (delta - d0);
+    let b = h * d0 - dy * (d0 + d1 - 2.0 * delta);
+    let c = -delta * dy;
+    let disc = (b * b - 4.0 * a * c).max(0.0);
+    let theta = 2.0 * c / (-b - disc.sqrt());
+    theta * w + cw[k]
+}
+
+/// The stochastic duration predictor (`dp`), run in reverse from noise to log-durations.
+#[derive(Debug, Clone)]
+pub struct DurationPredictor {
+    pre: Conv1d,
+    convs: DdsConv,
+    proj: Conv1d,
+    /// The reversed flows after the first (ConvFlows, each preceded by a channel flip).
+    flows: Vec<ConvFlow>,
+    /// The element-wise affine flow: mean and exp(-log scale), two values each.
+    affine_m: Vec<f32>,
+    affine_inv_scale: Vec<f32>,
+}
+
+impl DurationPredictor {
+    /// Loads `{p}pre`, `{p}convs`, `{p}proj` and the flows `{p}flows.{3,5,7}` (the
+    /// parameters of flow 1 are unused at inference and absent from Piper's exports);
+    /// `inv_scale` is `exp(-{p}flows.0.logs)` when the file stores that instead of the logs.
+    pub fn load(
+        w: &WeightLoader<'_>,
+        p: &str,
+        channels: usize,
+        inv_scale: Option<Vec<f32>>,
+    ) -> Self {
+        let (k, layers) = (3, 3);
+        let flows = [7, 5, 3]
+            .iter()
+            .map(|f| {
+                let q = format!("{p}flows.{f}");
+                ConvFlow {
+                    pre: Conv1d::load(w, &format!("{q}.pre"), [channels, 1, 1], 1, 1),
+                    convs: DdsConv::load(w, &format!("{q}.convs"), channels, k, layers),
+                    proj: Conv1d::load(
+                        w,
+                        &format!("{q}.proj"),
+                        [3 * SPLINE_BINS - 1, channels, 1],
+                        1,
+                        1,
+                    ),
+                    filter: channels,
+                }
+            })
+            .collect();
+        let affine_m = host(w.tensor(&format!("{p}flows.0.m"), [2, 1]));
+        let affine_inv_scale = inv_scale.unwrap_or_else(|| {
+            host(w.tensor(&format!("{p}flows.0.logs"), [2, 1])).iter().map(|l| (-l).exp()).collect()
+        });
+        Self {
+            pre: Conv1d::load(w, &format!("{p}pre"), [channels, channels, 1], 1, 1),
+            convs: DdsConv::load(w, &format!("{p}convs"), channels, k, layers),
+            proj: Conv1d::load(w, &format!("{p}proj"), [channels, channels, 1], 1, 1),
+            flows,
+            affine_m,
+            affine_inv_scale,
+        }
+    }
+
+    /// Log-durations per phoneme for the text encoder's hidden states `x` (`[1, c, t]`),
+    /// starting from `noise` (`[2][t]`, standard normal, scaled by `noise_w` here).
+    pub fn reverse(&self, x: &Tensor<3>, noise: &[f32], noise_w: f32) -> Vec<f32> {
+        let t = x.dims()[2];
+        let device = x.device();
+        let g = self.proj.forward(self.convs.forward(self.pre.forward(x.clone())));
+        let z: Vec<f32> = noise.iter().map(|v| v * noise_w).collect();
+        let mut z = Tensor::<3>::from_data(TensorData::new(z, [1, 2, t]), &device);
+        for flow in &self.flows {
+            z = flow.reverse(z.flip([1]), &g);
+        }
+        let z = host(z.flip([1]));
+        (0..t).map(|i| (z[i] - self.affine_m[0]) * self.affine_inv_scale[0]).collect()
+    }
+}

@@ -127,3 +127,32 @@ fn flow_matches_onnxruntime() {
     eprintln!("piper flow: max |diff| {diff:.2e}");
     assert!(diff <= 1e-3, "max |diff| {diff}");
 }
+
+#[test]
+fn durations_match_onnxruntime() {
+    let Some(path) = aigc_core::models::installed_or_skip("piper-en-us-joe-medium") else {
+        return;
+    };
+    let device = aigc_core::parse_device("flex").unwrap();
+    let voice = PiperVoice::open(&path, &device).unwrap();
+    let manifest = fixture_json("manifest.json");
+    for (i, key) in ["hello", "question"].iter().enumerate() {
+        let ids: Vec<i64> = manifest["waves"][i]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect();
+        let enc = voice.encode(&ids).unwrap();
+        let logw = voice.log_durations(&enc, &vec![0.0; 2 * ids.len()], 0.0).unwrap();
+        let (_, want) = npy::read_f32(fixtures().join(format!("inter_{key}_w.npy"))).unwrap();
+        let (_, want_ceil) =
+            npy::read_f32(fixtures().join(format!("inter_{key}_w_ceil.npy"))).unwrap();
+        let w: Vec<f32> = logw.iter().map(|l| l.exp()).collect();
+        let diff = w.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+        eprintln!("piper durations {key}: max |diff| {diff:.2e}");
+        assert!(diff <= 1e-3, "{key}: max |diff| {diff}");
+        let ceil: Vec<f32> = w.iter().map(|v| v.ceil()).collect();
+        assert_eq!(ceil, want_ceil, "{key}");
+    }
+}
