@@ -181,6 +181,35 @@ impl PiperConfig {
     }
 }
 
+/// Synthesis parameters (Piper's `scales` input and a seed for the noise).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SynthesisOptions {
+    /// Scale of the noise added to the prior (variation in delivery; 0 is deterministic).
+    pub noise_scale: f32,
+    /// Duration multiplier (above 1 is slower).
+    pub length_scale: f32,
+    /// Scale of the duration predictor's noise (variation in timing).
+    pub noise_w: f32,
+    /// Seed of the noise.
+    pub seed: u64,
+}
+
+impl SynthesisOptions {
+    /// The voice's inference defaults with `seed`.
+    pub fn defaults(config: &PiperConfig, seed: u64) -> Self {
+        Self {
+            noise_scale: config.noise_scale,
+            length_scale: config.length_scale,
+            noise_w: config.noise_w,
+            seed,
+        }
+    }
+}
+
+/// The most frames one sentence may have (about 3 minutes at 22 kHz): more means the
+/// durations went wild.
+const MAX_FRAMES: usize = 16_384;
+
 /// A Piper voice: its configuration and the parts of its VITS model loaded so far.
 #[derive(Debug, Clone)]
 pub struct PiperVoice {
@@ -260,6 +289,50 @@ impl PiperVoice {
         Ok(self.durations.reverse(&enc.x, noise, noise_w))
     }
 
+    /// The waveform for one sentence's phoneme ids (as `phoneme_ids` gives them).
+    pub fn synthesize_ids(&self, ids: &[i64], options: &SynthesisOptions) -> Result<Vec<f32>> {
+        let SynthesisOptions { noise_scale, length_scale, noise_w, seed } = *options;
+        for (name, v) in
+            [("noise_scale", noise_scale), ("length_scale", length_scale), ("noise_w", noise_w)]
+        {
+            if !v.is_finite() || v < 0.0 || (name == "length_scale" && v == 0.0) || v > 100.0 {
+                return Err(Error::invalid_argument(name, format!("{v}")));
+            }
+        }
+        let enc = self.encode(ids)?;
+        let t = ids.len();
+        let mut rng = aigc_core::schedulers::SeededNoise::new(seed);
+        let noise: Vec<f32> = (0..2 * t).map(|_| rng.next_normal() as f32).collect();
+        let logw = self.log_durations(&enc, &noise, noise_w)?;
+        let repeats: Vec<usize> =
+            logw.iter().map(|l| (l.exp() * length_scale).ceil().max(0.0) as usize).collect();
+        let frames: usize = repeats.iter().sum::<usize>().max(1);
+        if frames > MAX_FRAMES {
+            return Err(Error::invalid_argument(
+                "durations",
+                format!("{frames} frames for {t} phonemes (at most {MAX_FRAMES})"),
+            ));
+        }
+        // The prior expanded to frames, plus noise scaled by its deviation.
+        let c = enc.m_p.dims()[1];
+        let (m_p, logs_p) = (host_values(enc.m_p)?, host_values(enc.logs_p)?);
+        let mut z = vec![0f32; c * frames];
+        for ch in 0..c {
+            let mut f = 0;
+            for (i, &r) in repeats.iter().enumerate() {
+                for _ in 0..r {
+                    let eps = if noise_scale > 0.0 { rng.next_normal() as f32 } else { 0.0 };
+                    z[ch * frames + f] =
+                        m_p[ch * t + i] + eps * logs_p[ch * t + i].exp() * noise_scale;
+                    f += 1;
+                }
+            }
+        }
+        let z_p = Tensor::<3>::from_data(TensorData::new(z, [1, c, frames]), &self.device);
+        let z = host_values(self.flow.reverse(z_p))?;
+        self.decode(&z, frames)
+    }
+
     /// The decoder's latents for prior samples `z_p` (`[1, channels, frames]`).
     pub fn flow_reverse(&self, z_p: Tensor<3>) -> Tensor<3> {
         self.flow.reverse(z_p)
@@ -281,11 +354,13 @@ impl PiperVoice {
             ));
         }
         let x = Tensor::<3>::from_data(TensorData::new(z.to_vec(), [1, c, frames]), &self.device);
-        self.decoder
-            .forward(x)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::invalid_argument("waveform", format!("{e:?}")))
+        host_values(self.decoder.forward(x))
     }
+}
+
+fn host_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::invalid_argument("tensor", format!("{e:?}")))
 }
