@@ -20,6 +20,7 @@
 //! # Ok::<(), aigc_core::Error>(())
 //! ```
 
+pub mod espeak;
 pub mod hifigan;
 pub mod piper;
 pub mod resample;

@@ -190,3 +190,29 @@ fn synthesis_with_zero_noise_matches_onnxruntime() {
     assert_ne!(a, voice.synthesize_ids(&ids, &SynthesisOptions { seed: 8, ..noisy }).unwrap());
     assert!(voice.synthesize_ids(&ids, &SynthesisOptions { length_scale: 0.0, ..noisy }).is_err());
 }
+
+#[test]
+fn espeak_phonemes_match_piper_phonemize() {
+    if !aigc_audio::espeak::available() {
+        if std::env::var("AIGC_REQUIRE_MODELS").is_ok_and(|v| v == "1") {
+            panic!("AIGC_REQUIRE_MODELS=1 but espeak-ng cannot be loaded");
+        }
+        eprintln!("\n**** SKIPPED: espeak-ng is not installed ****\n");
+        return;
+    }
+    let phonemes = fixture_json("phonemes.json");
+    let texts = phonemes["sentences"].as_array().unwrap();
+    assert!(texts.len() >= 12);
+    for text in texts {
+        let want: Vec<String> = text["sentences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                s["phonemes"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect()
+            })
+            .collect();
+        let got = aigc_audio::espeak::phonemize(text["text"].as_str().unwrap(), "en-us").unwrap();
+        assert_eq!(got, want, "{}", text["text"]);
+    }
+}
