@@ -206,6 +206,17 @@ impl SynthesisOptions {
     }
 }
 
+/// One synthesised sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpokenSentence {
+    /// Its IPA phonemes (with the clause punctuation).
+    pub phonemes: String,
+    /// The model ids.
+    pub ids: Vec<i64>,
+    /// The waveform.
+    pub samples: Vec<f32>,
+}
+
 /// The most frames one sentence may have (about 3 minutes at 22 kHz): more means the
 /// durations went wild.
 const MAX_FRAMES: usize = 16_384;
@@ -287,6 +298,43 @@ impl PiperVoice {
             ));
         }
         Ok(self.durations.reverse(&enc.x, noise, noise_w))
+    }
+
+    /// Speech for `text`: phonemised with espeak-ng, synthesised sentence by sentence and
+    /// joined (raw model output in `[-1, 1]`, at the voice's sample rate).
+    pub fn speak(&self, text: &str, options: &SynthesisOptions) -> Result<crate::wav::Audio> {
+        let mut samples = Vec::new();
+        for sentence in self.sentences(text, options)? {
+            samples.extend(sentence?.samples);
+        }
+        Ok(crate::wav::Audio::mono(samples, self.config.sample_rate))
+    }
+
+    /// Speech for `text` one sentence at a time (for streaming): the iterator synthesises
+    /// each sentence when it is asked for the next one. Sentence `i` uses seed `seed + i`.
+    pub fn sentences<'a>(
+        &'a self,
+        text: &str,
+        options: &SynthesisOptions,
+    ) -> Result<impl Iterator<Item = Result<SpokenSentence>> + 'a> {
+        if self.config.phoneme_type != "espeak" {
+            return Err(Error::unsupported("Piper phoneme type", self.config.phoneme_type.clone()));
+        }
+        let sentences = crate::espeak::phonemize(text, &self.config.espeak_voice)?;
+        let options = *options;
+        Ok(sentences
+            .into_iter()
+            // An empty sentence (a closing quote after the last period) is skipped, as Piper's
+            // C++ runtime does.
+            .filter(|p| !p.trim().is_empty())
+            .enumerate()
+            .map(move |(i, phonemes)| {
+                let (ids, _unknown) = self.config.phoneme_ids(&phonemes);
+                let opts =
+                    SynthesisOptions { seed: options.seed.wrapping_add(i as u64), ..options };
+                let samples = self.synthesize_ids(&ids, &opts)?;
+                Ok(SpokenSentence { phonemes, ids, samples })
+            }))
     }
 
     /// The waveform for one sentence's phoneme ids (as `phoneme_ids` gives them).
