@@ -5,42 +5,16 @@
 #
 #   benches/compare-tts.sh [--threads N] [--steps N] [--rounds N]
 #
-# A shared machine drifts between fast and slow phases, so the two alternate over several
-# rounds (the order swapped each round) and the ratio reported is the median of the rounds'
-# ratios of median step times.
+# The two alternate over several rounds (the order swapped each round) and the ratio is the
+# median of the rounds' ratios of median times (see benches/compare-lib.sh).
 #
 # onnxruntime comes from pip into ${AIGC_CACHE:-~/.cache/aigc}/venv-onnxruntime (created once;
 # set PYTHON to use an interpreter that already has onnxruntime and numpy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 steps=5 rounds=3
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --threads) threads=$2; shift 2 ;;
-        --steps) steps=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-        *) echo "unknown argument $1" >&2; exit 2 ;;
-    esac
-done
-cache="${AIGC_CACHE:-$HOME/.cache/aigc}"
-models="${AIGC_MODELS:-$cache/models}"
-model="$models/piper-en-us-joe-medium/en_US-joe-medium.onnx"
-[ -f "$model" ] || { echo "not installed: scripts/fetch-models.sh piper-en-us-joe-medium" >&2; exit 1; }
-if [ -z "${PYTHON:-}" ]; then
-    venv="$cache/venv-onnxruntime"
-    if [ ! -x "$venv/bin/python" ]; then
-        echo "== installing onnxruntime into $venv (once)" >&2
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet onnxruntime numpy
-    fi
-    PYTHON="$venv/bin/python"
-fi
-echo "== building aigc's harness (benches/examples/tts_speed.rs)" >&2
-cargo build --quiet --release -p aigc-benches --example tts_speed
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-
-run() { setsid bash -c 'echo -15 > /proc/self/autogroup 2>/dev/null; exec nice -n -15 "$@"' _ "$@"; }
+model_id=piper-en-us-joe-medium
+model_file=en_US-joe-medium.onnx
+harness=tts_speed
 ort_py=$(cat <<'PY'
 import sys, time
 import numpy as np
@@ -66,19 +40,7 @@ times.sort()
 print('{"best_s": %.4f, "median_s": %.4f, "audio_s": %.4f}' % (times[0], times[len(times) // 2], audio.size / 22050))
 PY
 )
-ort() { run "$PYTHON" -c "$ort_py" "$model" "$threads" "$steps"; }
-ours() { AIGC_THREADS=$threads RAYON_NUM_THREADS=$threads run "$target_dir/release/examples/tts_speed" "$model" "$steps"; }
-field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" <<<"$2"; }
-printf '%-6s %-12s %10s %10s %8s\n' round system best_s median_s rtf
-ratios=()
-for round in $(seq "$rounds"); do
-    if [ $((round % 2)) -eq 1 ]; then o=$(ort); a=$(ours); else a=$(ours); o=$(ort); fi
-    rtf() { awk -v t="$(field median_s "$1")" -v d="$(field audio_s "$1")" 'BEGIN{printf "%.3f", t/d}'; }
-    printf '%-6s %-12s %10s %10s %8s\n' "$round" onnxruntime "$(field best_s "$o")" "$(field median_s "$o")" "$(rtf "$o")"
-    printf '%-6s %-12s %10s %10s %8s\n' "$round" aigc-flex "$(field best_s "$a")" "$(field median_s "$a")" "$(rtf "$a")"
-    ratios+=("$(awk -v a="$(field median_s "$a")" -v b="$(field median_s "$o")" 'BEGIN{printf "%.3f", a/b}')")
-done
-printf 'time ratio aigc/onnxruntime per round: %s\n' "${ratios[*]}"
-printf 'time ratio aigc/onnxruntime (median of rounds): %sx\n' \
-    "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END{printf "%.2f", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')"
-echo "threads $threads, steps $steps, rounds $rounds, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+extra_column=rtf
+extra() { awk -v t="$(field median_s "$1")" -v d="$(field audio_s "$1")" 'BEGIN{printf "%.3f", t/d}'; }
+source benches/compare-lib.sh
+compare_main "$@"

@@ -6,11 +6,12 @@
 use std::path::Path;
 
 use aigc_core::burn::tensor::activation::leaky_relu;
-use aigc_core::burn::tensor::module::{conv_transpose1d, conv1d};
-use aigc_core::burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use aigc_core::burn::tensor::{Device, Tensor, TensorData};
+use aigc_core::layers::ConvTranspose1d;
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
+
+use crate::vits::Conv1d;
 
 /// A HiFi-GAN generator's shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,42 +157,7 @@ impl HifiGanNames {
 }
 
 #[derive(Debug, Clone)]
-struct Conv1d {
-    weight: Tensor<3>,
-    bias: Option<Tensor<1>>,
-    padding: usize,
-    dilation: usize,
-}
-
-impl Conv1d {
-    fn load(
-        w: &WeightLoader<'_>,
-        p: &str,
-        [out, inp, k]: [usize; 3],
-        dilation: usize,
-        bias: bool,
-    ) -> Self {
-        Self {
-            weight: w.tensor(&format!("{p}.weight"), [out, inp, k]),
-            bias: bias.then(|| w.tensor(&format!("{p}.bias"), [out])),
-            padding: (k * dilation - dilation) / 2,
-            dilation,
-        }
-    }
-
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let options = ConvOptions::new([1], [self.padding], [self.dilation], 1);
-        conv1d(x, self.weight.clone(), self.bias.clone(), options)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Upsample {
-    weight: Tensor<3>,
-    bias: Tensor<1>,
-    stride: usize,
-    padding: usize,
-}
+struct Upsample(ConvTranspose1d);
 
 /// A residual block: pairs `(dilated, second)`; `second` is absent in type-2 blocks.
 #[derive(Debug, Clone)]
@@ -236,7 +202,7 @@ impl HifiGan {
         let own = p.clone();
         let w = WeightLoader::new(src, device).ignore(move |n| !n.starts_with(own.as_str()));
         let c0 = cfg.upsample_initial_channel;
-        let conv_pre = Conv1d::load(&w, &format!("{p}conv_pre"), [c0, cfg.in_channels, 7], 1, true);
+        let conv_pre = Conv1d::load(&w, &format!("{p}conv_pre"), [c0, cfg.in_channels, 7], 1, 1);
         let mut ups = Vec::new();
         let mut resblocks = Vec::new();
         let mut ch = c0;
@@ -244,19 +210,19 @@ impl HifiGan {
             cfg.upsample_rates.iter().zip(&cfg.upsample_kernel_sizes).enumerate()
         {
             let name = format!("{p}{}.{i}", names.upsamplers);
-            ups.push(Upsample {
-                weight: w.tensor(&format!("{name}.weight"), [ch, ch / 2, k]),
-                bias: w.tensor(&format!("{name}.bias"), [ch / 2]),
-                stride: rate,
-                padding: (k - rate) / 2,
-            });
+            ups.push(Upsample(ConvTranspose1d::new(
+                w.tensor(&format!("{name}.weight"), [ch, ch / 2, k]),
+                Some(w.tensor(&format!("{name}.bias"), [ch / 2])),
+                rate,
+                (k - rate) / 2,
+            )));
             ch /= 2;
             for (j, (&k, dil)) in
                 cfg.resblock_kernel_sizes.iter().zip(&cfg.resblock_dilation_sizes).enumerate()
             {
                 let r = format!("{p}resblocks.{}", i * cfg.resblock_kernel_sizes.len() + j);
                 let conv = |name: &str, n: usize, d: usize| {
-                    Conv1d::load(&w, &format!("{r}.{name}.{n}"), [ch, ch, k], d, true)
+                    Conv1d::load(&w, &format!("{r}.{name}.{n}"), [ch, ch, k], d, 1)
                 };
                 let convs = dil
                     .iter()
@@ -269,7 +235,8 @@ impl HifiGan {
                 resblocks.push(ResBlock { convs });
             }
         }
-        let conv_post = Conv1d::load(&w, &format!("{p}conv_post"), [1, ch, 7], 1, names.post_bias);
+        let conv_post =
+            Conv1d::load_with(&w, &format!("{p}conv_post"), [1, ch, 7], 1, 1, names.post_bias);
         let norm = cfg.normalize_before.then(|| {
             (
                 w.tensor(&format!("{p}mean"), [cfg.in_channels]),
@@ -300,8 +267,7 @@ impl HifiGan {
         let mut h = self.conv_pre.forward(x);
         for (i, up) in self.ups.iter().enumerate() {
             h = leaky_relu(h, slope);
-            let options = ConvTransposeOptions::new([up.stride], [up.padding], [0], [1], 1);
-            h = conv_transpose1d(h, up.weight.clone(), Some(up.bias.clone()), options);
+            h = up.0.forward(h);
             let mut sum: Option<Tensor<3>> = None;
             for block in &self.resblocks[i * kernels..(i + 1) * kernels] {
                 let mut r = h.clone();

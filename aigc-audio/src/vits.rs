@@ -2,44 +2,44 @@
 //! a post-norm transformer over phoneme embeddings with windowed relative-position
 //! attention, whose output gives the prior's mean and log-deviation per phoneme.
 
-use aigc_core::burn::tensor::module::conv1d;
-use aigc_core::burn::tensor::ops::ConvOptions;
 use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData};
 use aigc_core::layers::{LayerNorm, softmax_last};
 use aigc_core::weights::WeightLoader;
 use aigc_core::{Error, Result};
 
-/// A 1-D convolution with "same" padding (odd kernels).
+/// A 1-D convolution with "same" padding (odd kernels), loaded by name.
 #[derive(Debug, Clone)]
-pub(crate) struct Conv1d {
-    weight: Tensor<3>,
-    bias: Option<Tensor<1>>,
-    padding: usize,
-    dilation: usize,
-    groups: usize,
-}
+pub(crate) struct Conv1d(aigc_core::layers::Conv1d);
 
 impl Conv1d {
     /// `{p}.weight` `[out, inp / groups, k]` and `{p}.bias` `[out]`.
     pub(crate) fn load(
         w: &WeightLoader<'_>,
         p: &str,
-        [out, inp, k]: [usize; 3],
+        shape: [usize; 3],
         dilation: usize,
         groups: usize,
     ) -> Self {
-        Self {
-            weight: w.tensor(&format!("{p}.weight"), [out, inp / groups.max(1), k]),
-            bias: Some(w.tensor(&format!("{p}.bias"), [out])),
-            padding: (k - 1) * dilation / 2,
-            dilation,
-            groups: groups.max(1),
-        }
+        Self::load_with(w, p, shape, dilation, groups, true)
+    }
+
+    /// [`load`](Self::load), the bias optional.
+    pub(crate) fn load_with(
+        w: &WeightLoader<'_>,
+        p: &str,
+        [out, inp, k]: [usize; 3],
+        dilation: usize,
+        groups: usize,
+        bias: bool,
+    ) -> Self {
+        let weight = w.tensor(&format!("{p}.weight"), [out, inp / groups.max(1), k]);
+        let bias = bias.then(|| w.tensor(&format!("{p}.bias"), [out]));
+        let padding = (k - 1) * dilation / 2;
+        Self(aigc_core::layers::Conv1d::new(weight, bias, padding, dilation, groups))
     }
 
     pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let options = ConvOptions::new([1], [self.padding], [self.dilation], self.groups);
-        conv1d(x, self.weight.clone(), self.bias.clone(), options)
+        self.0.forward(x)
     }
 }
 

@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 mod attention;
 mod conv;
+mod conv1d;
 mod conv3x3;
 mod embedding;
 mod linear;
@@ -192,6 +193,7 @@ pub(crate) fn host_copy(t: &Tensor<1>) -> Option<Vec<f32>> {
     is_cpu(&t.device()).then(|| to_host(t.clone()))
 }
 pub use conv::{Conv2d, GroupNorm};
+pub use conv1d::{Conv1d, ConvTranspose1d};
 pub use embedding::Embedding;
 pub use linear::{QLinear, forward_group, is_cpu};
 pub use mha::{HeadLayout, multi_head_attention};

@@ -1,0 +1,328 @@
+//! 1-D convolutions (stride 1, any dilation, grouped or depthwise) and transposed 1-D
+//! convolutions, the layers of vocoders and VITS. On a CPU device they run on the host across
+//! the kernel threads: a convolution as one GEMM per tap over a zero-padded copy of the input
+//! (no column matrix), a depthwise one as a direct loop, a transposed one as a GEMM and an
+//! overlap-add.
+
+use burn::tensor::Tensor;
+use burn::tensor::module::{conv_transpose1d, conv1d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+use crate::quant::kernels::{SharedMut, for_each_unit};
+
+/// A 1-D convolution with stride 1: weight `[out, in / groups, k]`, symmetric zero padding.
+#[derive(Debug, Clone)]
+pub struct Conv1d {
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    padding: usize,
+    dilation: usize,
+    groups: usize,
+    /// CPU devices: weight and bias on the host.
+    host: Option<(Vec<f32>, Option<Vec<f32>>)>,
+}
+
+impl Conv1d {
+    /// A convolution from its tensors.
+    pub fn new(
+        weight: Tensor<3>,
+        bias: Option<Tensor<1>>,
+        padding: usize,
+        dilation: usize,
+        groups: usize,
+    ) -> Self {
+        let host = super::is_cpu(&weight.device())
+            .then(|| (super::to_host(weight.clone()), bias.as_ref().and_then(super::host_copy)));
+        Self { weight, bias, padding, dilation: dilation.max(1), groups: groups.max(1), host }
+    }
+
+    /// Convolves `x` (`[batch, in, time]`).
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [out, per_group, k] = self.weight.dims();
+        let [b, c, t] = x.dims();
+        let g = self.groups;
+        let span = self.dilation * (k - 1);
+        let fits = c == per_group * g && out % g == 0 && t + 2 * self.padding > span;
+        if let (Some((w, bias)), true) = (&self.host, fits)
+            && (g == 1 || (per_group == 1 && out == c))
+        {
+            let t_out = t + 2 * self.padding - span;
+            let device = x.device();
+            let mut y = vec![0f32; b * out * t_out];
+            super::with_host(&x, |xs| {
+                let shape = Shape { b, c, t, out, k, t_out, pad: self.padding, dil: self.dilation };
+                if g == 1 {
+                    dense(xs, w, bias.as_deref(), &shape, &mut y)
+                } else {
+                    depthwise(xs, w, bias.as_deref(), &shape, &mut y)
+                }
+            });
+            return super::from_host(y, [b, out, t_out], &device);
+        }
+        let options = ConvOptions::new([1], [self.padding], [self.dilation], self.groups);
+        conv1d(x, self.weight.clone(), self.bias.clone(), options)
+    }
+}
+
+struct Shape {
+    b: usize,
+    c: usize,
+    t: usize,
+    out: usize,
+    k: usize,
+    t_out: usize,
+    pad: usize,
+    dil: usize,
+}
+
+/// Positions per unit of work.
+const TILE: usize = 256;
+/// Output rows per unit of work (short sequences still split across threads).
+const ROWS: usize = 64;
+
+/// `y[o, t] = bias[o] + Σ_j W[:, :, j] · xp[:, t + j d]` over the zero-padded input, one GEMM
+/// per tap per tile of positions.
+fn dense(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Shape, y: &mut [f32]) {
+    let &Shape { b, c, t, out, k, t_out, pad, dil } = s;
+    let tp = t + 2 * pad;
+    let mut xp = vec![0f32; b * c * tp];
+    for (row, src) in xp.chunks_exact_mut(tp).zip(x.chunks_exact(t)) {
+        row[pad..pad + t].copy_from_slice(src);
+    }
+    let tiles = t_out.div_ceil(TILE);
+    let chunks = out.div_ceil(ROWS);
+    let dst = SharedMut::new(y);
+    for_each_unit(b * out * c * k * t_out >= 1 << 16, b * tiles * chunks, &|unit| {
+        let (bi, rest) = (unit / (tiles * chunks), unit % (tiles * chunks));
+        let (tile, chunk) = (rest / chunks, rest % chunks);
+        let (t0, t1) = (tile * TILE, ((tile + 1) * TILE).min(t_out));
+        let (o0, o1) = (chunk * ROWS, ((chunk + 1) * ROWS).min(out));
+        let yb = bi * out * t_out + o0 * t_out + t0;
+        if let Some(bias) = bias {
+            for (o, &bv) in bias[o0..o1].iter().enumerate() {
+                // SAFETY: rows o0..o1, positions t0..t1 of item bi belong to this unit.
+                unsafe { dst.slice(yb + o * t_out, t1 - t0) }.fill(bv);
+            }
+        }
+        for j in 0..k {
+            let read = bias.is_some() || j > 0;
+            // SAFETY: W[:, :, j] is `out x c` with strides (c k, k) inside w; the padded
+            // input's rows from column t0 + j d hold t1 - t0 values; the output tile is this
+            // unit's.
+            unsafe {
+                gemm::gemm(
+                    o1 - o0,
+                    t1 - t0,
+                    c,
+                    dst.at(yb),
+                    1,
+                    t_out as isize,
+                    read,
+                    w.as_ptr().add(o0 * c * k + j),
+                    k as isize,
+                    (c * k) as isize,
+                    xp.as_ptr().add(bi * c * tp + t0 + j * dil),
+                    1,
+                    tp as isize,
+                    if read { 1.0 } else { 0.0 },
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    });
+}
+
+/// One filter per channel: `y[c, t] = bias[c] + Σ_j w[c, j] x[c, t + j d - pad]`.
+fn depthwise(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Shape, y: &mut [f32]) {
+    let &Shape { b, c, t, k, t_out, pad, dil, .. } = s;
+    let dst = SharedMut::new(y);
+    for_each_unit(b * c * t_out * k >= 1 << 15, b * c, &|row| {
+        let ch = row % c;
+        let src = &x[row * t..(row + 1) * t];
+        // SAFETY: output row `row` belongs to this unit.
+        let out = unsafe { dst.slice(row * t_out, t_out) };
+        out.fill(bias.map_or(0.0, |b| b[ch]));
+        for j in 0..k {
+            let wv = w[ch * k + j];
+            // Output p reads input p + j d - pad when that is inside 0..t.
+            let shift = (j * dil) as isize - pad as isize;
+            let lo = (-shift).max(0) as usize;
+            let hi = ((t as isize - shift).max(0) as usize).min(t_out);
+            if lo >= hi {
+                continue;
+            }
+            let src = &src[(lo as isize + shift) as usize..];
+            for (o, &v) in out[lo..hi].iter_mut().zip(src) {
+                *o += wv * v;
+            }
+        }
+    });
+}
+
+/// A transposed 1-D convolution: weight `[in, out, k]`, `stride`, `padding` (output
+/// `(t - 1) stride + k - 2 padding`).
+#[derive(Debug, Clone)]
+pub struct ConvTranspose1d {
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+    /// CPU devices: the weight as `[out * k, in]` and the bias, on the host.
+    host: Option<(Vec<f32>, Option<Vec<f32>>)>,
+}
+
+impl ConvTranspose1d {
+    /// A transposed convolution from its tensors.
+    pub fn new(weight: Tensor<3>, bias: Option<Tensor<1>>, stride: usize, padding: usize) -> Self {
+        let [inp, out, k] = weight.dims();
+        let host = super::is_cpu(&weight.device()).then(|| {
+            let w = super::to_host(weight.clone());
+            // [in][out][k] -> [out * k][in]
+            let mut wt = vec![0f32; inp * out * k];
+            for i in 0..inp {
+                for ok in 0..out * k {
+                    wt[ok * inp + i] = w[i * out * k + ok];
+                }
+            }
+            (wt, bias.as_ref().and_then(super::host_copy))
+        });
+        Self { weight, bias, stride: stride.max(1), padding, host }
+    }
+
+    /// Upsamples `x` (`[batch, in, time]`).
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [inp, out, k] = self.weight.dims();
+        let [b, c, t] = x.dims();
+        let (stride, pad) = (self.stride, self.padding);
+        let full = (t.max(1) - 1) * stride + k;
+        if let (Some((wt, bias)), true) = (&self.host, c == inp && t > 0 && full > 2 * pad) {
+            let t_out = full - 2 * pad;
+            let device = x.device();
+            let mut y = vec![0f32; b * out * t_out];
+            super::with_host(&x, |xs| {
+                // cols[(o, j), s] = Σ_i w[i, o, j] x[i, s], then y[o, s stride + j - pad] += it.
+                let mut cols = vec![0f32; out * k * t];
+                for bi in 0..b {
+                    let dst = SharedMut::new(&mut cols);
+                    let xb = &xs[bi * c * t..(bi + 1) * c * t];
+                    let tiles = t.div_ceil(TILE);
+                    let rows = out * k;
+                    let chunks = rows.div_ceil(4 * ROWS);
+                    for_each_unit(rows * c * t >= 1 << 16, tiles * chunks, &|unit| {
+                        let (tile, chunk) = (unit / chunks, unit % chunks);
+                        let (t0, t1) = (tile * TILE, ((tile + 1) * TILE).min(t));
+                        let (r0, r1) = (chunk * 4 * ROWS, ((chunk + 1) * 4 * ROWS).min(rows));
+                        // SAFETY: rows r0..r1, columns t0..t1 of `cols` belong to this unit;
+                        // the operands are wt ([out k, in]) and x's columns t0..t1.
+                        unsafe {
+                            gemm::gemm(
+                                r1 - r0,
+                                t1 - t0,
+                                c,
+                                dst.at(r0 * t + t0),
+                                1,
+                                t as isize,
+                                false,
+                                wt.as_ptr().add(r0 * c),
+                                1,
+                                c as isize,
+                                xb.as_ptr().add(t0),
+                                1,
+                                t as isize,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            );
+                        }
+                    });
+                    let ydst = SharedMut::new(&mut y[bi * out * t_out..(bi + 1) * out * t_out]);
+                    let cols = &cols;
+                    for_each_unit(out * t_out >= 1 << 15, out, &|o| {
+                        // SAFETY: output channel o of item bi belongs to this unit.
+                        let row = unsafe { ydst.slice(o * t_out, t_out) };
+                        row.fill(bias.as_ref().map_or(0.0, |b| b[o]));
+                        for j in 0..k {
+                            let src = &cols[(o * k + j) * t..(o * k + j + 1) * t];
+                            for (s, &v) in src.iter().enumerate() {
+                                let p = s * stride + j;
+                                if p >= pad && p - pad < t_out {
+                                    row[p - pad] += v;
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+            return super::from_host(y, [b, out, t_out], &device);
+        }
+        let options = ConvTransposeOptions::new([stride], [pad], [0], [1], 1);
+        conv_transpose1d(x, self.weight.clone(), self.bias.clone(), options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::TensorData;
+
+    use super::*;
+
+    fn t3(v: Vec<f32>, dims: [usize; 3]) -> Tensor<3> {
+        Tensor::from_data(TensorData::new(v, dims), &crate::parse_device("flex").unwrap())
+    }
+
+    fn vals(n: usize, s: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * s) % 97) as f32 / 97.0 - 0.4).collect()
+    }
+
+    fn close(a: Tensor<3>, b: Tensor<3>, what: &str) {
+        assert_eq!(a.dims(), b.dims(), "{what}");
+        let (a, b) = (super::super::to_host(a), super::super::to_host(b));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4, "{what}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn host_paths_match_burn() {
+        let (b, c, t) = (2, 6, 300);
+        let x = t3(vals(b * c * t, 7), [b, c, t]);
+        for (k, dil, groups, out) in
+            [(7, 1, 1, 5), (3, 12, 1, 6), (5, 2, 6, 6), (1, 1, 1, 4), (3, 1, 1, 70)]
+        {
+            let pad = dil * (k - 1) / 2;
+            let w = t3(vals(out * (c / groups) * k, 11), [out, c / groups, k]);
+            let bias = Tensor::<1>::from_data(
+                TensorData::new(vals(out, 3), [out]),
+                &crate::parse_device("flex").unwrap(),
+            );
+            let want = conv1d(
+                x.clone(),
+                w.clone(),
+                Some(bias.clone()),
+                ConvOptions::new([1], [pad], [dil], groups),
+            );
+            let got = Conv1d::new(w, Some(bias), pad, dil, groups).forward(x.clone());
+            close(got, want, &format!("conv k{k} d{dil} g{groups}"));
+        }
+        // 20 x 16 rows of the transposed product: two row chunks.
+        for (k, stride, out) in [(16, 8, 3), (8, 4, 3), (4, 2, 3), (16, 8, 20)] {
+            let pad = (k - stride) / 2;
+            let w = t3(vals(c * out * k, 13), [c, out, k]);
+            let bias = Tensor::<1>::from_data(
+                TensorData::new(vals(out, 5), [out]),
+                &crate::parse_device("flex").unwrap(),
+            );
+            let options = ConvTransposeOptions::new([stride], [pad], [0], [1], 1);
+            let want = conv_transpose1d(x.clone(), w.clone(), Some(bias.clone()), options);
+            let got = ConvTranspose1d::new(w, Some(bias), stride, pad).forward(x.clone());
+            close(got, want, &format!("transposed k{k} s{stride}"));
+        }
+    }
+}
