@@ -82,14 +82,6 @@ impl Scheduler for DdimScheduler {
         &self.timesteps
     }
 
-    fn init_noise_sigma(&self) -> f32 {
-        1.0
-    }
-
-    fn scale_model_input(&mut self, sample: Tensor<4>, _timestep: f64) -> Result<Tensor<4>> {
-        Ok(sample)
-    }
-
     fn step(
         &mut self,
         model_output: Tensor<4>,

@@ -417,12 +417,18 @@ pub trait Scheduler {
     /// fractional; they are `f32` values held as `f64`.
     fn timesteps(&self) -> &[f64];
 
-    /// The standard deviation of the initial noise.
-    fn init_noise_sigma(&self) -> f32;
+    /// The standard deviation of the initial noise (1 unless the scheduler works in sigmas).
+    fn init_noise_sigma(&self) -> f32 {
+        1.0
+    }
 
-    /// Scales the sample before the model sees it at `timestep` (identity for DDPM, DDIM,
-    /// DPM-Solver and LCM). `timestep` must be one of [`timesteps`](Self::timesteps).
-    fn scale_model_input(&mut self, sample: Tensor<4>, timestep: f64) -> Result<Tensor<4>>;
+    /// Scales the sample before the model sees it at `timestep` (the identity unless the
+    /// scheduler works in sigmas, as for DDPM, DDIM, DPM-Solver and LCM). `timestep` must be
+    /// one of [`timesteps`](Self::timesteps).
+    fn scale_model_input(&mut self, sample: Tensor<4>, timestep: f64) -> Result<Tensor<4>> {
+        let _ = timestep;
+        Ok(sample)
+    }
 
     /// One step back from `timestep`, given the model's output on the (scaled) sample.
     /// Noise, where the scheduler draws any, comes from `noise`.
