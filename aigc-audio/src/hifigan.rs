@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use aigc_core::burn::tensor::activation::leaky_relu;
 use aigc_core::burn::tensor::{Device, Tensor, TensorData};
-use aigc_core::layers::ConvTranspose1d;
+use aigc_core::layers::{ConvTranspose1d, LeakyRelu};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -262,32 +261,36 @@ impl HifiGan {
             }
             None => x,
         };
-        let slope = self.cfg.leaky_relu_slope;
+        let slope = self.cfg.leaky_relu_slope as f32;
+        let act = LeakyRelu::new(slope);
         let kernels = self.cfg.resblock_kernel_sizes.len();
         let mut h = self.conv_pre.forward(x);
+        // The residual blocks' mean, folded into the next activation (positive scale).
+        let mut scale = 1.0;
         for (i, up) in self.ups.iter().enumerate() {
-            h = leaky_relu(h, slope);
-            h = up.0.forward(h);
+            h = up.0.forward_with(h, Some(LeakyRelu { scale, slope }));
             let mut sum: Option<Tensor<3>> = None;
             for block in &self.resblocks[i * kernels..(i + 1) * kernels] {
                 let mut r = h.clone();
                 for (c1, c2) in &block.convs {
-                    let t = c1.forward(leaky_relu(r.clone(), slope));
-                    let t = match c2 {
-                        Some(c2) => c2.forward(leaky_relu(t, slope)),
-                        None => t,
+                    r = match c2 {
+                        Some(c2) => {
+                            let t = c1.forward_with(r.clone(), Some(act), None);
+                            c2.forward_with(t, Some(act), Some(&r))
+                        }
+                        None => c1.forward_with(r.clone(), Some(act), Some(&r)),
                     };
-                    r = t + r;
                 }
                 sum = Some(match sum {
                     Some(s) => s + r,
                     None => r,
                 });
             }
-            h = sum.expect("at least one residual block") / kernels as f64;
+            h = sum.expect("at least one residual block");
+            scale = 1.0 / kernels as f32;
         }
         // The last activation uses PyTorch's default slope.
-        let h = self.conv_post.forward(leaky_relu(h, 0.01)).tanh();
+        let h = self.conv_post.forward_with(h, Some(LeakyRelu { scale, slope: 0.01 }), None).tanh();
         let [b, _, n] = h.dims();
         h.reshape([b, n])
     }

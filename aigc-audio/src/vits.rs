@@ -3,7 +3,7 @@
 //! attention, whose output gives the prior's mean and log-deviation per phoneme.
 
 use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData};
-use aigc_core::layers::{LayerNorm, softmax_last};
+use aigc_core::layers::{LayerNorm, LeakyRelu, softmax_last};
 use aigc_core::weights::WeightLoader;
 use aigc_core::{Error, Result};
 
@@ -40,6 +40,16 @@ impl Conv1d {
 
     pub(crate) fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.0.forward(x)
+    }
+
+    /// `conv(pre(x)) + residual`, see [`aigc_core::layers::Conv1d::forward_with`].
+    pub(crate) fn forward_with(
+        &self,
+        x: Tensor<3>,
+        pre: Option<LeakyRelu>,
+        residual: Option<&Tensor<3>>,
+    ) -> Tensor<3> {
+        self.0.forward_with(x, pre, residual)
     }
 }
 
@@ -311,8 +321,7 @@ impl WaveNet {
         let n = self.in_layers.len();
         for (i, (inl, rs)) in self.in_layers.iter().zip(&self.res_skip).enumerate() {
             let xi = inl.forward(x.clone());
-            let acts = xi.clone().narrow(1, 0, h).tanh()
-                * aigc_core::burn::tensor::activation::sigmoid(xi.narrow(1, h, h));
+            let acts = aigc_core::layers::gated_tanh(xi);
             let r = rs.forward(acts);
             let skip = if i + 1 < n {
                 x = x + r.clone().narrow(1, 0, h);

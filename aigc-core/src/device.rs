@@ -151,3 +151,36 @@ pub fn describe(device: &Device) -> String {
     }
     format!("{device:?}")
 }
+
+/// Lets glibc's allocator keep freed blocks of up to 32 MiB for reuse (and keep up to
+/// 128 MiB of free memory before trimming), once per process; a no-op elsewhere or when
+/// `AIGC_MALLOC_TUNING=0`. The CPU kernels call it before their first job.
+///
+/// A CPU forward pass allocates every activation afresh. By default glibc serves blocks from
+/// 128 KiB upwards (the limit grows only past the largest block freed so far) with `mmap`
+/// and returns them to the system when they are freed, so each layer's output is written
+/// into fresh zeroed pages, one page fault per 4 KiB: a vocoder's 3 MB activations spent
+/// as long in the kernel as in the convolution. Inference engines keep an arena for this
+/// (onnxruntime's allocator, llama.cpp's graph buffers); this is the process-wide
+/// equivalent for code whose tensors burn allocates.
+pub fn tune_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("AIGC_MALLOC_TUNING").is_ok_and(|v| v == "0") {
+            return;
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            unsafe extern "C" {
+                fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+            }
+            const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+            const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+            // SAFETY: mallopt only changes the allocator's thresholds; it is thread-safe.
+            unsafe {
+                mallopt(M_MMAP_THRESHOLD, 32 << 20);
+                mallopt(M_TRIM_THRESHOLD, 128 << 20);
+            }
+        }
+    });
+}

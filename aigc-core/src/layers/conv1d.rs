@@ -8,7 +8,50 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{conv_transpose1d, conv1d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
+use super::direct1d::{Geometry, Packed1d, Prologue};
 use crate::quant::kernels::{SharedMut, for_each_unit};
+
+/// A leaky ReLU applied to a convolution's input as it is read: `leaky_relu(scale * x,
+/// slope)` (HiFi-GAN activates every convolution's input, and averages its residual blocks
+/// into the next one's).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakyRelu {
+    /// Factor applied first (positive).
+    pub scale: f32,
+    /// Slope for negative values.
+    pub slope: f32,
+}
+
+impl LeakyRelu {
+    /// `leaky_relu(x, slope)`.
+    pub fn new(slope: f32) -> Self {
+        Self { scale: 1.0, slope }
+    }
+
+    fn prologue(pre: Option<Self>) -> Prologue {
+        pre.map_or(Prologue::IDENTITY, |p| Prologue { scale: p.scale, leaky_relu: Some(p.slope) })
+    }
+
+    /// The activation with burn's operations (devices without a host path).
+    fn apply(pre: Option<Self>, x: Tensor<3>) -> Tensor<3> {
+        match pre {
+            Some(p) => {
+                let x = if p.scale == 1.0 { x } else { x * p.scale as f64 };
+                burn::tensor::activation::leaky_relu(x, p.slope as f64)
+            }
+            None => x,
+        }
+    }
+}
+
+/// Host copies of a convolution's parameters (CPU devices).
+#[derive(Debug, Clone)]
+struct Host {
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    /// Dense convolutions where the direct kernel runs.
+    packed: Option<Packed1d>,
+}
 
 /// A 1-D convolution with stride 1: weight `[out, in / groups, k]`, symmetric zero padding.
 #[derive(Debug, Clone)]
@@ -18,8 +61,7 @@ pub struct Conv1d {
     padding: usize,
     dilation: usize,
     groups: usize,
-    /// CPU devices: weight and bias on the host.
-    host: Option<(Vec<f32>, Option<Vec<f32>>)>,
+    host: Option<Host>,
 }
 
 impl Conv1d {
@@ -31,36 +73,87 @@ impl Conv1d {
         dilation: usize,
         groups: usize,
     ) -> Self {
-        let host = super::is_cpu(&weight.device())
-            .then(|| (super::to_host(weight.clone()), bias.as_ref().and_then(super::host_copy)));
-        Self { weight, bias, padding, dilation: dilation.max(1), groups: groups.max(1), host }
+        let groups = groups.max(1);
+        let host = super::is_cpu(&weight.device()).then(|| {
+            let w = super::to_host(weight.clone());
+            let [out, inp, k] = weight.dims();
+            let packed =
+                (groups == 1 && Packed1d::usable()).then(|| Packed1d::new(&w, out, inp, k));
+            Host { weight: w, bias: bias.as_ref().and_then(super::host_copy), packed }
+        });
+        Self { weight, bias, padding, dilation: dilation.max(1), groups, host }
     }
 
     /// Convolves `x` (`[batch, in, time]`).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_with(x, None, None)
+    }
+
+    /// `conv(pre(x)) + residual`: the input activated as it is read and a residual (shaped
+    /// like the output) added as the output is written, where given.
+    pub fn forward_with(
+        &self,
+        x: Tensor<3>,
+        pre: Option<LeakyRelu>,
+        residual: Option<&Tensor<3>>,
+    ) -> Tensor<3> {
         let [out, per_group, k] = self.weight.dims();
         let [b, c, t] = x.dims();
         let g = self.groups;
         let span = self.dilation * (k - 1);
         let fits = c == per_group * g && out % g == 0 && t + 2 * self.padding > span;
-        if let (Some((w, bias)), true) = (&self.host, fits)
-            && (g == 1 || (per_group == 1 && out == c))
-        {
-            let t_out = t + 2 * self.padding - span;
+        let t_out = (t + 2 * self.padding).saturating_sub(span);
+        let res_fits = residual.is_none_or(|r| r.dims() == [b, out, t_out]);
+        if let (Some(host), true) = (&self.host, fits && res_fits) {
             let device = x.device();
-            let mut y = vec![0f32; b * out * t_out];
-            super::with_host(&x, |xs| {
-                let shape = Shape { b, c, t, out, k, t_out, pad: self.padding, dil: self.dilation };
-                if g == 1 {
-                    dense(xs, w, bias.as_deref(), &shape, &mut y)
-                } else {
-                    depthwise(xs, w, bias.as_deref(), &shape, &mut y)
-                }
-            });
-            return super::from_host(y, [b, out, t_out], &device);
+            if let (Some(packed), true) = (&host.packed, g == 1) {
+                let geometry =
+                    Geometry { batch: b, t, t_out, pad: self.padding, dilation: self.dilation };
+                let mut y: Vec<f32> = Vec::with_capacity(b * out * t_out);
+                let dst = SharedMut::from_raw(y.as_mut_ptr());
+                let run = |xs: &[f32], res: Option<&[f32]>| {
+                    // SAFETY: y has room for b * out * t_out values; the geometry was
+                    // checked above.
+                    unsafe {
+                        super::direct1d::conv1d(
+                            xs,
+                            &geometry,
+                            packed,
+                            host.bias.as_deref(),
+                            res,
+                            LeakyRelu::prologue(pre),
+                            dst,
+                        )
+                    }
+                };
+                super::with_host(&x, |xs| match residual {
+                    Some(r) => super::with_host(r, |rs| run(xs, Some(rs))),
+                    None => run(xs, None),
+                });
+                // SAFETY: the call wrote every value.
+                unsafe { y.set_len(b * out * t_out) };
+                return super::from_host(y, [b, out, t_out], &device);
+            }
+            if pre.is_none() && residual.is_none() && (g == 1 || (per_group == 1 && out == c)) {
+                let mut y = vec![0f32; b * out * t_out];
+                super::with_host(&x, |xs| {
+                    let shape =
+                        Shape { b, c, t, out, k, t_out, pad: self.padding, dil: self.dilation };
+                    if g == 1 {
+                        dense(xs, &host.weight, host.bias.as_deref(), &shape, &mut y)
+                    } else {
+                        depthwise(xs, &host.weight, host.bias.as_deref(), &shape, &mut y)
+                    }
+                });
+                return super::from_host(y, [b, out, t_out], &device);
+            }
         }
         let options = ConvOptions::new([1], [self.padding], [self.dilation], self.groups);
-        conv1d(x, self.weight.clone(), self.bias.clone(), options)
+        let y = conv1d(LeakyRelu::apply(pre, x), self.weight.clone(), self.bias.clone(), options);
+        match residual {
+            Some(r) => y + r.clone(),
+            None => y,
+        }
     }
 }
 
@@ -195,6 +288,11 @@ impl ConvTranspose1d {
 
     /// Upsamples `x` (`[batch, in, time]`).
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_with(x, None)
+    }
+
+    /// Upsamples `pre(x)`: the input activated as it is read, where given.
+    pub fn forward_with(&self, x: Tensor<3>, pre: Option<LeakyRelu>) -> Tensor<3> {
         let [inp, out, k] = self.weight.dims();
         let [b, c, t] = x.dims();
         let (stride, pad) = (self.stride, self.padding);
@@ -203,7 +301,15 @@ impl ConvTranspose1d {
             let t_out = full - 2 * pad;
             let device = x.device();
             let mut y = vec![0f32; b * out * t_out];
+            let activated = |xs: &[f32]| {
+                let mut v = xs.to_vec();
+                let prologue = LeakyRelu::prologue(pre);
+                crate::quant::kernels::par_parts(&mut v, 1 << 15, &|_, part| prologue.apply(part));
+                v
+            };
             super::with_host(&x, |xs| {
+                let owned = pre.map(|_| activated(xs));
+                let xs = owned.as_deref().unwrap_or(xs);
                 // cols[(o, j), s] = Σ_i w[i, o, j] x[i, s], then y[o, s stride + j - pad] += it.
                 let mut cols = vec![0f32; out * k * t];
                 for bi in 0..b {
@@ -263,7 +369,7 @@ impl ConvTranspose1d {
             return super::from_host(y, [b, out, t_out], &device);
         }
         let options = ConvTransposeOptions::new([stride], [pad], [0], [1], 1);
-        conv_transpose1d(x, self.weight.clone(), self.bias.clone(), options)
+        conv_transpose1d(LeakyRelu::apply(pre, x), self.weight.clone(), self.bias.clone(), options)
     }
 }
 
@@ -310,6 +416,29 @@ mod tests {
             );
             let got = Conv1d::new(w, Some(bias), pad, dil, groups).forward(x.clone());
             close(got, want, &format!("conv k{k} d{dil} g{groups}"));
+        }
+        // The direct kernel with an activated input and a residual (both blockings, tails
+        // of every length, sequences shorter than a block), and the GEMM path it replaces.
+        let device = crate::parse_device("flex").unwrap();
+        for (t, k, dil, out) in [(300, 7, 3, 32), (37, 5, 1, 12), (5, 3, 2, 6), (130, 1, 1, 10)] {
+            let x = t3(vals(b * c * t, 7), [b, c, t]);
+            let pad = dil * (k - 1) / 2;
+            let w = t3(vals(out * c * k, 11), [out, c, k]);
+            let bias = Tensor::<1>::from_data(TensorData::new(vals(out, 3), [out]), &device);
+            let res = t3(vals(b * out * t, 5), [b, out, t]);
+            let options = ConvOptions::new([1], [pad], [dil], 1);
+            let pre = LeakyRelu { scale: 0.5, slope: 0.1 };
+            let act = burn::tensor::activation::leaky_relu(x.clone() * 0.5, 0.1);
+            let want = conv1d(act, w.clone(), Some(bias.clone()), options.clone()) + res.clone();
+            let conv = Conv1d::new(w.clone(), Some(bias.clone()), pad, dil, 1);
+            let got = conv.forward_with(x.clone(), Some(pre), Some(&res));
+            close(got, want, &format!("direct t{t} k{k} d{dil} out{out}"));
+            let want = conv1d(x.clone(), w.clone(), Some(bias.clone()), options);
+            let shape = Shape { b, c, t, out, k, t_out: t, pad, dil };
+            let mut y = vec![0f32; b * out * t];
+            let (xs, ws) = (super::super::to_host(x), super::super::to_host(w));
+            dense(&xs, &ws, Some(&super::super::to_host(bias)), &shape, &mut y);
+            close(t3(y, [b, out, t]), want, &format!("gemm t{t} k{k} d{dil} out{out}"));
         }
         // 20 x 16 rows of the transposed product: two row chunks.
         for (k, stride, out) in [(16, 8, 3), (8, 4, 3), (4, 2, 3), (16, 8, 20)] {

@@ -12,6 +12,7 @@ mod attention;
 mod conv;
 mod conv1d;
 mod conv3x3;
+mod direct1d;
 mod embedding;
 mod linear;
 mod mha;
@@ -188,12 +189,60 @@ fn silu_slice(v: &mut [f32]) {
     generic(v)
 }
 
+/// WaveNet's gate, `tanh(a) * sigmoid(b)` where `a` and `b` are the first and second halves
+/// of `x`'s channels (`[batch, 2 h, time]` to `[batch, h, time]`); on a CPU device on the host,
+/// with a vectorised exponential, across the kernel threads.
+pub fn gated_tanh(x: Tensor<3>) -> Tensor<3> {
+    let [b, c, t] = x.dims();
+    let h = c / 2;
+    if !is_cpu(&x.device()) || c % 2 != 0 {
+        let (a, g) = (x.clone().narrow(1, 0, h), x.narrow(1, h, c - h));
+        return a.tanh() * burn::tensor::activation::sigmoid(g);
+    }
+    let device = x.device();
+    let mut y = vec![0f32; b * h * t];
+    with_host(&x, |xs| {
+        let dst = crate::quant::kernels::SharedMut::new(&mut y);
+        crate::quant::kernels::for_each_unit(b * h * t >= 1 << 14, b * h, &|row| {
+            let (bi, ch) = (row / h, row % h);
+            let a = &xs[(bi * c + ch) * t..][..t];
+            let g = &xs[(bi * c + h + ch) * t..][..t];
+            // SAFETY: output row `row` belongs to this unit alone.
+            gate_row(a, g, unsafe { dst.slice(row * t, t) });
+        });
+    });
+    from_host(y, [b, h, t], &device)
+}
+
+/// `out = tanh(a) * sigmoid(g)`, with `tanh(a) = 1 - 2 / (1 + e^(2a))`.
+fn gate_row(a: &[f32], g: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn generic(a: &[f32], g: &[f32], out: &mut [f32]) {
+        for ((o, &a), &g) in out.iter_mut().zip(a).zip(g) {
+            let tanh = 1.0 - 2.0 / (1.0 + attention::exp(2.0 * a));
+            *o = tanh / (1.0 + attention::exp(-g));
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(a: &[f32], g: &[f32], out: &mut [f32]) {
+        generic(a, g, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        unsafe { avx2(a, g, out) };
+        return;
+    }
+    generic(a, g, out)
+}
+
 /// A weight vector's values on the host, when it lives on a CPU device.
 pub(crate) fn host_copy(t: &Tensor<1>) -> Option<Vec<f32>> {
     is_cpu(&t.device()).then(|| to_host(t.clone()))
 }
 pub use conv::{Conv2d, GroupNorm};
-pub use conv1d::{Conv1d, ConvTranspose1d};
+pub use conv1d::{Conv1d, ConvTranspose1d, LeakyRelu};
 pub use embedding::Embedding;
 pub use linear::{QLinear, forward_group, is_cpu};
 pub use mha::{HeadLayout, multi_head_attention};
@@ -204,6 +253,23 @@ pub use rope::{RopeMode, RopeScaling, RotaryEmbedding, inverse_frequencies};
 
 #[cfg(test)]
 mod silu_tests {
+    #[test]
+    fn gated_tanh_matches_the_formula() {
+        use burn::tensor::{Tensor, TensorData};
+        let d = crate::parse_device("flex").unwrap();
+        let (b, h, t) = (2, 3, 700);
+        let xs: Vec<f32> =
+            (0..b * 2 * h * t).map(|i| ((i * 37) % 1001) as f32 * 0.02 - 10.0).collect();
+        let x = Tensor::<3>::from_data(TensorData::new(xs, [b, 2 * h, t]), &d);
+        let got = super::to_host(super::gated_tanh(x.clone()));
+        let (a, g) = (x.clone().narrow(1, 0, h), x.narrow(1, h, h));
+        let want = super::to_host(a.tanh() * burn::tensor::activation::sigmoid(g));
+        assert_eq!(got.len(), want.len());
+        for (x, y) in got.iter().zip(&want) {
+            assert!((x - y).abs() < 2e-7, "{x} vs {y}");
+        }
+    }
+
     #[test]
     fn silu_matches_the_formula() {
         let d = crate::parse_device("flex").unwrap();

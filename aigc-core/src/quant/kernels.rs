@@ -40,6 +40,7 @@ static POOL: OnceLock<RwLock<Arc<Pool>>> = OnceLock::new();
 
 fn pool_lock() -> &'static RwLock<Arc<Pool>> {
     POOL.get_or_init(|| {
+        crate::device::tune_allocator();
         let n = std::env::var("AIGC_THREADS")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
