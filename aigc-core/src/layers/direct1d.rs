@@ -220,7 +220,8 @@ unsafe fn kernel<const OB: usize, const RUNS: usize>(call: &Call, store: &Store)
     use std::arch::x86_64::*;
     // SAFETY: the caller guarantees the reads and writes stay inside the buffers.
     unsafe {
-        let sums = accumulate::<OB, RUNS>(call);
+        let mut sums = [0f32; 96];
+        accumulate::<OB, RUNS>(call, &mut sums);
         let span = 8 * RUNS;
         for l in 0..store.lanes {
             let (dst, res) = (store.dst[l], store.residual.map(|r| r[l]));
@@ -243,17 +244,18 @@ unsafe fn kernel<const OB: usize, const RUNS: usize>(call: &Call, store: &Store)
     }
 }
 
-/// `OB` channels by `RUNS` runs of eight positions, summed over the channels and taps:
-/// `OB * RUNS * 8` (ninety-six) sums, channel-major.
+/// `OB` channels by `RUNS` runs of eight positions, summed over the channels and taps into
+/// `out` (`OB * RUNS * 8` sums, channel-major; written with the same 32-byte stores that
+/// [`kernel`] loads, so that the loads take the values from the store buffer: returned by
+/// value, the sums were copied in other widths and every load stalled).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
-unsafe fn accumulate<const OB: usize, const RUNS: usize>(c: &Call) -> [f32; 96] {
+unsafe fn accumulate<const OB: usize, const RUNS: usize>(c: &Call, out: &mut [f32; 96]) {
     use std::arch::x86_64::*;
     const { assert!(OB * RUNS * 8 <= 96) };
     let z = _mm256_setzero_ps();
     let mut acc = [[z; RUNS]; OB];
-    let mut out = [0f32; 96];
     // SAFETY: the caller guarantees the reads stay inside x and w.
     unsafe {
         let mut w = c.w;
@@ -277,7 +279,6 @@ unsafe fn accumulate<const OB: usize, const RUNS: usize>(c: &Call) -> [f32; 96] 
             }
         }
     }
-    out
 }
 
 #[cfg(not(target_arch = "x86_64"))]
