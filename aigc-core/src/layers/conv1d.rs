@@ -300,7 +300,10 @@ impl ConvTranspose1d {
         if let (Some((wt, bias)), true) = (&self.host, c == inp && t > 0 && full > 2 * pad) {
             let t_out = full - 2 * pad;
             let device = x.device();
-            let mut y = vec![0f32; b * out * t_out];
+            // Every value of y (overlap-add from the bias) and of cols (the GEMM's output,
+            // not read) is written before it is read.
+            let mut y: Vec<f32> = Vec::with_capacity(b * out * t_out);
+            let ydst = SharedMut::from_raw(y.as_mut_ptr());
             let activated = |xs: &[f32]| {
                 let mut v = xs.to_vec();
                 let prologue = LeakyRelu::prologue(pre);
@@ -311,9 +314,9 @@ impl ConvTranspose1d {
                 let owned = pre.map(|_| activated(xs));
                 let xs = owned.as_deref().unwrap_or(xs);
                 // cols[(o, j), s] = Σ_i w[i, o, j] x[i, s], then y[o, s stride + j - pad] += it.
-                let mut cols = vec![0f32; out * k * t];
+                let mut cols: Vec<f32> = Vec::with_capacity(out * k * t);
+                let dst = SharedMut::from_raw(cols.as_mut_ptr());
                 for bi in 0..b {
-                    let dst = SharedMut::new(&mut cols);
                     let xb = &xs[bi * c * t..(bi + 1) * c * t];
                     let tiles = t.div_ceil(TILE);
                     let rows = out * k;
@@ -348,11 +351,11 @@ impl ConvTranspose1d {
                             );
                         }
                     });
-                    let ydst = SharedMut::new(&mut y[bi * out * t_out..(bi + 1) * out * t_out]);
-                    let cols = &cols;
+                    // SAFETY: the GEMMs above wrote all out * k * t values.
+                    let cols = unsafe { std::slice::from_raw_parts(dst.at(0), out * k * t) };
                     for_each_unit(out * t_out >= 1 << 15, out, &|o| {
                         // SAFETY: output channel o of item bi belongs to this unit.
-                        let row = unsafe { ydst.slice(o * t_out, t_out) };
+                        let row = unsafe { ydst.slice((bi * out + o) * t_out, t_out) };
                         row.fill(bias.as_ref().map_or(0.0, |b| b[o]));
                         for j in 0..k {
                             let src = &cols[(o * k + j) * t..(o * k + j + 1) * t];
@@ -366,6 +369,8 @@ impl ConvTranspose1d {
                     });
                 }
             });
+            // SAFETY: each item's rows were filled from the bias and accumulated above.
+            unsafe { y.set_len(b * out * t_out) };
             return super::from_host(y, [b, out, t_out], &device);
         }
         let options = ConvTransposeOptions::new([stride], [pad], [0], [1], 1);

@@ -64,12 +64,29 @@ impl Prologue {
     pub(super) const IDENTITY: Self = Self { scale: 1.0, leaky_relu: None };
 
     pub(super) fn apply(&self, row: &mut [f32]) {
-        if self.scale != 1.0 {
-            row.iter_mut().for_each(|v| *v *= self.scale);
+        #[inline(always)]
+        fn generic(p: &Prologue, row: &mut [f32]) {
+            let (scale, slope) = (p.scale, p.leaky_relu);
+            for v in row {
+                let x = *v * scale;
+                *v = match slope {
+                    Some(s) if x < 0.0 => x * s,
+                    _ => x,
+                };
+            }
         }
-        if let Some(slope) = self.leaky_relu {
-            row.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * slope } else { *v });
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(p: &Prologue, row: &mut [f32]) {
+            generic(p, row)
         }
+        #[cfg(target_arch = "x86_64")]
+        if crate::quant::kernels::has_avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { avx2(self, row) };
+            return;
+        }
+        generic(self, row)
     }
 }
 
