@@ -73,9 +73,8 @@ impl ChannelNorm {
 /// `window` (shared by the heads) on keys and values.
 #[derive(Debug, Clone)]
 struct RelativeAttention {
-    q: Conv1d,
-    k: Conv1d,
-    v: Conv1d,
+    /// `conv_q`, `conv_k` and `conv_v` as one convolution (`3 c` outputs).
+    qkv: Conv1d,
     o: Conv1d,
     /// `[2 window + 1][head_dim]` each, on the host.
     rel_k: Vec<f32>,
@@ -91,10 +90,20 @@ impl RelativeAttention {
             let t = w.tensor(&format!("{p}.{name}"), [1, 2 * window + 1, d]);
             t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
         };
+        let part = |n: &str| {
+            let weight = w.tensor(&format!("{p}.conv_{n}.weight"), [c, c, 1]);
+            (weight, w.tensor(&format!("{p}.conv_{n}.bias"), [c]))
+        };
+        let (parts, biases): (Vec<_>, Vec<_>) = ["q", "k", "v"].map(part).into_iter().unzip();
+        let qkv = aigc_core::layers::Conv1d::new(
+            Tensor::cat(parts, 0),
+            Some(Tensor::cat(biases, 0)),
+            0,
+            1,
+            1,
+        );
         Self {
-            q: Conv1d::load(w, &format!("{p}.conv_q"), [c, c, 1], 1, 1),
-            k: Conv1d::load(w, &format!("{p}.conv_k"), [c, c, 1], 1, 1),
-            v: Conv1d::load(w, &format!("{p}.conv_v"), [c, c, 1], 1, 1),
+            qkv: Conv1d(qkv),
             o: Conv1d::load(w, &format!("{p}.conv_o"), [c, c, 1], 1, 1),
             rel_k: rel("emb_rel_k"),
             rel_v: rel("emb_rel_v"),
@@ -103,14 +112,17 @@ impl RelativeAttention {
         }
     }
 
-    /// `x` `[1, channels, t]`.
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// `x + attention(x)` for `x` `[1, channels, t]`.
+    fn forward_residual(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, c, t] = x.dims();
         let (h, d, win) = (self.heads, c / self.heads, self.window);
         let device = x.device();
-        let split = |y: Tensor<3>| y.reshape([b * h, d, t]).swap_dims(1, 2); // [bh, t, d]
-        let q = split(self.q.forward(x.clone())) / (d as f64).sqrt();
-        let (k, v) = (split(self.k.forward(x.clone())), split(self.v.forward(x)));
+        let qkv = self.qkv.forward(x.clone());
+        // [bh, t, d] each
+        let split =
+            |i: usize| qkv.clone().narrow(1, i * c, c).reshape([b * h, d, t]).swap_dims(1, 2);
+        let q = split(0) / (d as f64).sqrt();
+        let (k, v) = (split(1), split(2));
         let span = 2 * win + 1;
         let rel_k = Tensor::<2>::from_data(TensorData::new(self.rel_k.clone(), [span, d]), &device);
         let rel_v = Tensor::<2>::from_data(TensorData::new(self.rel_v.clone(), [span, d]), &device);
@@ -139,7 +151,7 @@ impl RelativeAttention {
         let by_offset =
             Tensor::<3>::from_data(TensorData::new(by_offset, [b * h, t, span]), &device);
         let out = p.matmul(v) + by_offset.matmul(rel_v.unsqueeze_dim::<3>(0));
-        self.o.forward(out.swap_dims(1, 2).reshape([b, c, t]))
+        self.o.forward_with(out.swap_dims(1, 2).reshape([b, c, t]), None, Some(&x))
     }
 }
 
@@ -262,12 +274,12 @@ impl TextEncoder {
         let index = Tensor::<1, Int>::from_data(TensorData::new(ids.to_vec(), [t]), &self.device);
         let x = self.embedding.clone().select(0, index) * (c as f64).sqrt();
         let mut x = x.transpose().reshape([1, c, t]);
+        // ReLU is a leaky ReLU of slope 0, applied as the second convolution reads.
+        let relu = Some(LeakyRelu::new(0.0));
         for layer in &self.layers {
-            x = layer.norm1.forward(x.clone() + layer.attn.forward(x));
-            let y = layer
-                .ffn2
-                .forward(aigc_core::burn::tensor::activation::relu(layer.ffn1.forward(x.clone())));
-            x = layer.norm2.forward(x + y);
+            x = layer.norm1.forward(layer.attn.forward_residual(x));
+            let y = layer.ffn2.forward_with(layer.ffn1.forward(x.clone()), relu, Some(&x));
+            x = layer.norm2.forward(y);
         }
         let stats = self.proj.forward(x.clone());
         let o = self.cfg.out_channels;
@@ -279,8 +291,9 @@ impl TextEncoder {
 #[derive(Debug, Clone)]
 struct WaveNet {
     in_layers: Vec<Conv1d>,
-    res_skip: Vec<Conv1d>,
-    hidden: usize,
+    /// Per layer `(residual, skip)`: `res_skip_layers` split by output rows (the last layer
+    /// has no residual part).
+    res_skip: Vec<(Option<Conv1d>, Conv1d)>,
 }
 
 impl WaveNet {
@@ -303,36 +316,35 @@ impl WaveNet {
                 d,
                 1,
             ));
-            let out = if i + 1 < layers { 2 * hidden } else { hidden };
-            res_skip.push(Conv1d::load(
-                w,
-                &format!("{p}.res_skip_layers.{i}"),
-                [out, hidden, 1],
-                1,
-                1,
-            ));
+            let last = i + 1 == layers;
+            let out = if last { hidden } else { 2 * hidden };
+            let name = format!("{p}.res_skip_layers.{i}");
+            let weight = w.tensor(&format!("{name}.weight"), [out, hidden, 1]);
+            let bias = w.tensor(&format!("{name}.bias"), [out]);
+            let rows = |from: usize| {
+                let conv = aigc_core::layers::Conv1d::new(
+                    weight.clone().narrow(0, from, hidden),
+                    Some(bias.clone().narrow(0, from, hidden)),
+                    0,
+                    1,
+                    1,
+                );
+                Conv1d(conv)
+            };
+            res_skip.push(if last { (None, rows(0)) } else { (Some(rows(0)), rows(hidden)) });
         }
-        Self { in_layers, res_skip, hidden }
+        Self { in_layers, res_skip }
     }
 
     fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
-        let h = self.hidden;
         let mut out: Option<Tensor<3>> = None;
-        let n = self.in_layers.len();
-        for (i, (inl, rs)) in self.in_layers.iter().zip(&self.res_skip).enumerate() {
-            let xi = inl.forward(x.clone());
-            let acts = aigc_core::layers::gated_tanh(xi);
-            let r = rs.forward(acts);
-            let skip = if i + 1 < n {
-                x = x + r.clone().narrow(1, 0, h);
-                r.narrow(1, h, h)
-            } else {
-                r
-            };
-            out = Some(match out {
-                Some(o) => o + skip,
-                None => skip,
-            });
+        for (inl, (res, skip)) in self.in_layers.iter().zip(&self.res_skip) {
+            let acts = aigc_core::layers::gated_tanh(inl.forward(x.clone()));
+            // The residual and the running sum of skips are added as the convolutions write.
+            out = Some(skip.forward_with(acts.clone(), None, out.as_ref()));
+            if let Some(res) = res {
+                x = res.forward_with(acts, None, Some(&x));
+            }
         }
         out.expect("at least one layer")
     }
