@@ -65,7 +65,12 @@ impl ChannelNorm {
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.0.forward(x.swap_dims(1, 2)).swap_dims(1, 2)
+        self.0.forward_channels(x, false)
+    }
+
+    /// The norm followed by the exact GELU.
+    fn forward_gelu(&self, x: Tensor<3>) -> Tensor<3> {
+        self.0.forward_channels(x, true)
     }
 }
 
@@ -456,11 +461,9 @@ impl DdsConv {
     }
 
     fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
-        use aigc_core::burn::tensor::activation::gelu;
         for (sep, n1, pointwise, n2) in &self.layers {
-            let y = gelu(n1.forward(sep.forward(x.clone())));
-            let y = gelu(n2.forward(pointwise.forward(y)));
-            x = x + y;
+            let y = n1.forward_gelu(sep.forward(x.clone()));
+            x = n2.forward_gelu(pointwise.forward(y)) + x;
         }
         x
     }
