@@ -3,5 +3,6 @@
 //! - [`clip`]: the CLIP text encoder (Stable Diffusion's prompt encoder).
 
 pub mod clip;
+pub mod whisper;
 
 pub use aigc_core::{Error, Result};
