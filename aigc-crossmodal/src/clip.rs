@@ -5,11 +5,14 @@
 //! Loaded from a Hugging Face directory (`config.json`, `model.safetensors`) by its own
 //! parameter names, with or without the `text_model.` prefix (transformers 5 saves without it,
 //! Stable Diffusion checkpoints have it).
+//!
+//! The encoder layer is shared with the vision tower of [`crate::clip_vision`], which also
+//! loads this encoder as the text tower of a whole `CLIPModel`.
 
 use std::path::Path;
 
 use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData, activation};
-use aigc_core::layers::{LayerNorm, QLinear};
+use aigc_core::layers::{HeadLayout, LayerNorm, QLinear, multi_head_attention};
 use aigc_core::weights::{SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
 
@@ -60,12 +63,9 @@ impl ClipTextConfig {
                     Error::invalid_argument("config.json", format!("`{k}` is missing or invalid"))
                 })
         };
-        let activation = match v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("quick_gelu")
-        {
-            "quick_gelu" => ClipActivation::QuickGelu,
-            "gelu" => ClipActivation::Gelu,
-            other => return Err(Error::unsupported("CLIP activation", other.to_string())),
-        };
+        let activation = ClipActivation::from_name(
+            v.get("hidden_act").and_then(|a| a.as_str()).unwrap_or("quick_gelu"),
+        )?;
         let cfg = Self {
             vocab_size: num("vocab_size")?,
             hidden_size: num("hidden_size")?,
@@ -87,8 +87,28 @@ impl ClipTextConfig {
     }
 }
 
+impl ClipActivation {
+    /// Parses a `hidden_act` value.
+    pub(crate) fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "quick_gelu" => Ok(ClipActivation::QuickGelu),
+            "gelu" => Ok(ClipActivation::Gelu),
+            other => Err(Error::unsupported("CLIP activation", other.to_string())),
+        }
+    }
+
+    fn apply(self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            ClipActivation::QuickGelu => x.clone() * activation::sigmoid(x * 1.702),
+            ClipActivation::Gelu => activation::gelu(x),
+        }
+    }
+}
+
+/// One pre-norm transformer layer (`encoder.layers.{i}`), the same in both CLIP towers:
+/// `h + out(attn(norm1(h)))`, then `h + fc2(act(fc1(norm2(h))))`.
 #[derive(Debug, Clone)]
-struct Layer {
+pub(crate) struct EncoderLayer {
     norm1: LayerNorm,
     q: QLinear,
     k: QLinear,
@@ -99,13 +119,64 @@ struct Layer {
     fc2: QLinear,
 }
 
+impl EncoderLayer {
+    /// The layer under `prefix` (`...encoder.layers.{i}`), width `d`, MLP width `f`.
+    pub(crate) fn load(w: &WeightLoader<'_>, prefix: &str, d: usize, f: usize, eps: f64) -> Self {
+        let p = prefix;
+        Self {
+            norm1: LayerNorm::load(w, &format!("{p}.layer_norm1"), d, eps),
+            q: w.linear(&format!("{p}.self_attn.q_proj"), d, d, true),
+            k: w.linear(&format!("{p}.self_attn.k_proj"), d, d, true),
+            v: w.linear(&format!("{p}.self_attn.v_proj"), d, d, true),
+            out: w.linear(&format!("{p}.self_attn.out_proj"), d, d, true),
+            norm2: LayerNorm::load(w, &format!("{p}.layer_norm2"), d, eps),
+            fc1: w.linear(&format!("{p}.mlp.fc1"), d, f, true),
+            fc2: w.linear(&format!("{p}.mlp.fc2"), f, d, true),
+        }
+    }
+
+    /// Runs the layer on `h` (`[batch, tokens, hidden]`) with `heads` heads; `mask`
+    /// (`[1, 1, tokens, tokens]`, added to the scores) is the text tower's causal mask, and
+    /// the vision tower, which has none, attends through the shared unmasked attention.
+    pub(crate) fn forward(
+        &self,
+        h: Tensor<3>,
+        heads: usize,
+        act: ClipActivation,
+        mask: Option<&Tensor<4>>,
+    ) -> Tensor<3> {
+        let [b, t, d] = h.dims();
+        let hd = d / heads;
+        let scale = (hd as f64).powf(-0.5);
+        let x = self.norm1.forward(h.clone());
+        let a = match mask {
+            Some(mask) => {
+                let split = |t3: Tensor<3>| t3.reshape([b, t, heads, hd]).swap_dims(1, 2);
+                let q = split(self.q.forward(x.clone()) * scale);
+                let k = split(self.k.forward(x.clone()));
+                let v = split(self.v.forward(x));
+                let probs = activation::softmax(q.matmul(k.swap_dims(2, 3)) + mask.clone(), 3);
+                probs.matmul(v).swap_dims(1, 2).reshape([b, t, d])
+            }
+            None => {
+                let (q, k, v) =
+                    (self.q.forward(x.clone()), self.k.forward(x.clone()), self.v.forward(x));
+                multi_head_attention(q, k, v, heads, scale as f32, HeadLayout::TokenMajor)
+            }
+        };
+        let h = h + self.out.forward(a);
+        let x = self.fc1.forward(self.norm2.forward(h.clone()));
+        h + self.fc2.forward(act.apply(x))
+    }
+}
+
 /// The CLIP text encoder.
 #[derive(Debug, Clone)]
 pub struct ClipTextEncoder {
     cfg: ClipTextConfig,
     token_embedding: Tensor<2>,
     position_embedding: Tensor<2>,
-    layers: Vec<Layer>,
+    layers: Vec<EncoderLayer>,
     final_norm: LayerNorm,
     device: Device,
 }
@@ -134,39 +205,36 @@ impl ClipTextEncoder {
     pub fn load(src: &dyn TensorSource, cfg: ClipTextConfig, device: &Device) -> Result<Self> {
         let prefixed = src.tensor_info("text_model.embeddings.token_embedding.weight").is_some();
         let w = WeightLoader::new(src, device)
-            .rename(move |n| if prefixed { format!("text_model.{n}") } else { n.to_string() })
             // The projection of CLIPTextModelWithProjection and position ids buffers are not used.
             .ignore(|n| n.ends_with("position_ids") || n.starts_with("text_projection"));
+        let enc = Self::from_loader(&w, if prefixed { "text_model." } else { "" }, cfg);
+        w.finish()?;
+        Ok(enc)
+    }
+
+    /// Builds the encoder from the tensors under `prefix` (`""` or `"text_model."`) of a
+    /// loader that the caller finishes (a whole CLIP model loads both towers from one file).
+    pub(crate) fn from_loader(w: &WeightLoader<'_>, prefix: &str, cfg: ClipTextConfig) -> Self {
         let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
         let eps = cfg.layer_norm_eps;
-        let token_embedding = w.tensor("embeddings.token_embedding.weight", [cfg.vocab_size, d]);
-        let position_embedding =
-            w.tensor("embeddings.position_embedding.weight", [cfg.max_position_embeddings, d]);
+        let token_embedding =
+            w.tensor(&format!("{prefix}embeddings.token_embedding.weight"), [cfg.vocab_size, d]);
+        let position_embedding = w.tensor(
+            &format!("{prefix}embeddings.position_embedding.weight"),
+            [cfg.max_position_embeddings, d],
+        );
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                let p = format!("encoder.layers.{i}");
-                Layer {
-                    norm1: LayerNorm::load(&w, &format!("{p}.layer_norm1"), d, eps),
-                    q: w.linear(&format!("{p}.self_attn.q_proj"), d, d, true),
-                    k: w.linear(&format!("{p}.self_attn.k_proj"), d, d, true),
-                    v: w.linear(&format!("{p}.self_attn.v_proj"), d, d, true),
-                    out: w.linear(&format!("{p}.self_attn.out_proj"), d, d, true),
-                    norm2: LayerNorm::load(&w, &format!("{p}.layer_norm2"), d, eps),
-                    fc1: w.linear(&format!("{p}.mlp.fc1"), d, f, true),
-                    fc2: w.linear(&format!("{p}.mlp.fc2"), f, d, true),
-                }
-            })
+            .map(|i| EncoderLayer::load(w, &format!("{prefix}encoder.layers.{i}"), d, f, eps))
             .collect();
-        let final_norm = LayerNorm::load(&w, "final_layer_norm", d, eps);
-        w.finish()?;
-        Ok(Self {
+        let final_norm = LayerNorm::load(w, &format!("{prefix}final_layer_norm"), d, eps);
+        Self {
             cfg,
             token_embedding,
             position_embedding,
             layers,
             final_norm,
-            device: device.clone(),
-        })
+            device: w.device().clone(),
+        }
     }
 
     /// The configuration.
@@ -195,7 +263,6 @@ impl ClipTextEncoder {
             ));
         }
         let (d, heads) = (self.cfg.hidden_size, self.cfg.num_attention_heads);
-        let hd = d / heads;
         let flat: Vec<i64> = ids.iter().flatten().map(|&i| i as i64).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), &self.device);
         let tok = self.token_embedding.clone().select(0, idx).reshape([b, t, d]);
@@ -205,22 +272,8 @@ impl ClipTextEncoder {
         let mask: Vec<f32> =
             (0..t * t).map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 }).collect();
         let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, t, t]), &self.device);
-        let scale = (hd as f64).powf(-0.5);
         for l in &self.layers {
-            let x = l.norm1.forward(h.clone());
-            let split = |t3: Tensor<3>| t3.reshape([b, t, heads, hd]).swap_dims(1, 2);
-            let q = split(l.q.forward(x.clone()) * scale);
-            let k = split(l.k.forward(x.clone()));
-            let v = split(l.v.forward(x));
-            let probs = activation::softmax(q.matmul(k.swap_dims(2, 3)) + mask.clone(), 3);
-            let a = probs.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-            h = h + l.out.forward(a);
-            let x = l.fc1.forward(l.norm2.forward(h.clone()));
-            let x = match self.cfg.activation {
-                ClipActivation::QuickGelu => x.clone() * activation::sigmoid(x * 1.702),
-                ClipActivation::Gelu => activation::gelu(x),
-            };
-            h = h + l.fc2.forward(x);
+            h = l.forward(h, heads, self.cfg.activation, Some(&mask));
         }
         let last = self.final_norm.forward(h);
         // Pooled: at the first end-of-text token (or, with the legacy id 2, the largest id).
