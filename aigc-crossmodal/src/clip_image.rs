@@ -8,8 +8,10 @@
 //! windows and weights, the weights rounded to 22-bit fixed point, a horizontal pass then a
 //! vertical one, each rounding and clamping to 8 bits. On the test images it reproduces Pillow
 //! 13's resized pixels exactly, so the pixel values match transformers' to the last bit. The
-//! torchvision backend (`CLIPImageProcessor` with torchvision installed) resizes in floating
-//! point with its own antialiasing and differs from both by a few 8-bit steps.
+//! torchvision backend (`CLIPImageProcessor` with torchvision installed) resizes the 8-bit
+//! tensor with torchvision's antialiased bicubic instead and folds rescaling into the float32
+//! normalisation, so its values are close to these but not guaranteed equal (not measured: the
+//! reference environment has no torchvision).
 
 use std::path::Path;
 
