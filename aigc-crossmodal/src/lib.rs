@@ -3,10 +3,12 @@
 //! - [`clip`]: the CLIP text encoder (Stable Diffusion's prompt encoder).
 //! - [`clip_vision`]: the CLIP vision tower and the two-tower model (image-text similarity).
 //! - [`clip_image`]: CLIP's image preprocessing (`CLIPImageProcessor`, Pillow's resampling).
+//! - [`embed`]: sentence embeddings (a BERT encoder with sentence-transformers' pooling).
 
 pub mod clip;
 pub mod clip_image;
 pub mod clip_vision;
+pub mod embed;
 pub mod whisper;
 
 pub use aigc_core::{Error, Result};
