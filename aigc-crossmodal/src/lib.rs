@@ -4,6 +4,7 @@
 //! - [`clip_vision`]: the CLIP vision tower and the two-tower model (image-text similarity).
 //! - [`clip_image`]: CLIP's image preprocessing (`CLIPImageProcessor`, Pillow's resampling).
 //! - [`embed`]: sentence embeddings (a BERT encoder with sentence-transformers' pooling).
+//! - [`whisper`]: speech recognition (Whisper, from CTranslate2 or Hugging Face files).
 
 pub mod clip;
 pub mod clip_image;
