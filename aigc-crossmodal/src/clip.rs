@@ -8,6 +8,9 @@
 //!
 //! The encoder layer is shared with the vision tower of [`crate::clip_vision`], which also
 //! loads this encoder as the text tower of a whole `CLIPModel`.
+//!
+//! `ClipTextEncoder` implements aigc-image's [`PromptEncoder`](aigc_image::pipeline::PromptEncoder),
+//! the text encoder a `StableDiffusion` pipeline takes.
 
 use std::path::Path;
 
@@ -296,5 +299,21 @@ impl ClipTextEncoder {
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), &self.device);
         let pooled = last.clone().reshape([b * t, d]).select(0, rows);
         Ok(ClipTextOutput { last_hidden_state: last, pooled })
+    }
+}
+
+/// Stable Diffusion's prompt encoder: the pipeline's padded ids in, `last_hidden_state` out
+/// (the pooled output is not used by SD 1.x/2.x).
+impl aigc_image::pipeline::PromptEncoder for ClipTextEncoder {
+    fn hidden_size(&self) -> usize {
+        self.cfg.hidden_size
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.cfg.max_position_embeddings
+    }
+
+    fn encode(&self, ids: &[Vec<u32>]) -> Result<Tensor<3>> {
+        Ok(self.forward(ids)?.last_hidden_state)
     }
 }

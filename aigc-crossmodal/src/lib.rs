@@ -4,11 +4,14 @@
 //! - [`clip_vision`]: the CLIP vision tower and the two-tower model (image-text similarity).
 //! - [`clip_image`]: CLIP's image preprocessing (`CLIPImageProcessor`, Pillow's resampling).
 //! - [`embed`]: sentence embeddings (a BERT encoder with sentence-transformers' pooling).
+//! - [`draw`]: describe and draw: a prompt through CLIP and Stable Diffusion to an image, scored
+//!   by CLIP.
 //! - [`whisper`]: speech recognition (Whisper, from CTranslate2 or Hugging Face files).
 
 pub mod clip;
 pub mod clip_image;
 pub mod clip_vision;
+pub mod draw;
 pub mod embed;
 pub mod whisper;
 

@@ -1,11 +1,13 @@
 //! Text to image (or image to image) with any diffusers-format Stable Diffusion 1.x/2.x
 //! directory (`model_index.json`, `tokenizer/`, `text_encoder/`, `unet/`, `vae/`,
-//! `scheduler/`, safetensors weights).
+//! `scheduler/`, safetensors weights). The text encoder is aigc-crossmodal's CLIP (a
+//! dev-dependency of this crate); with `--clip DIR` (a transformers `CLIPModel` directory with
+//! its `tokenizer.json`) the image is also scored against the prompt.
 //!
 //! ```text
 //! cargo run --release -p aigc-image --example txt2img -- --model DIR --prompt "a red fox" \
 //!     [--negative TEXT] [--steps 25] [--guidance 7.5] [--height 512] [--width 512] [--seed 0]
-//!     [--init IMAGE.png --strength 0.6] [--out out.png]
+//!     [--init IMAGE.png --strength 0.6] [--out out.png] [--clip DIR] [--device NAME]
 //! ```
 
 use std::io::Write;
@@ -13,12 +15,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use aigc_core::schedulers::SeededNoise;
-use aigc_image::pipeline::{StableDiffusion, Txt2ImgParams};
+use aigc_crossmodal::draw::{ClipScorer, open_stable_diffusion};
+use aigc_image::pipeline::Txt2ImgParams;
 
 const USAGE: &str =
     "usage: txt2img --model DIR --prompt TEXT [--negative TEXT] [--steps N] [--guidance G]
                [--height H] [--width W] [--seed S] [--init IMAGE.png --strength S] [--out FILE.png]
-               [--device NAME]";
+               [--clip DIR] [--device NAME]";
 
 fn read_png_rgb(path: &str) -> Result<(Vec<f32>, usize, usize), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
@@ -43,7 +46,7 @@ fn run() -> Result<(), String> {
         (None, None, String::new(), "out.png".to_string());
     let (mut steps, mut guidance, mut height, mut width, mut seed) =
         (25usize, 7.5f32, 512usize, 512usize, 0u64);
-    let (mut init, mut strength, mut device) = (None, 0.6f32, None);
+    let (mut init, mut strength, mut device, mut clip) = (None, 0.6f32, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -55,6 +58,7 @@ fn run() -> Result<(), String> {
             "--out" => out = value()?,
             "--init" => init = Some(value()?),
             "--device" => device = Some(value()?),
+            "--clip" => clip = Some(value()?),
             "--steps" => steps = value()?.parse().map_err(|_| bad("steps"))?,
             "--guidance" => guidance = value()?.parse().map_err(|_| bad("guidance"))?,
             "--height" => height = value()?.parse().map_err(|_| bad("height"))?,
@@ -72,7 +76,11 @@ fn run() -> Result<(), String> {
         None => aigc_core::device_from_env(),
     }
     .map_err(|e| e.to_string())?;
-    let mut sd = StableDiffusion::open(&model, &device).map_err(|e| e.to_string())?;
+    let mut sd = open_stable_diffusion(&model, &device).map_err(|e| e.to_string())?;
+    let scorer = match &clip {
+        Some(dir) => Some(ClipScorer::open(dir, &device).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let start = Instant::now();
     let progress = |done: usize, total: usize| {
         let filled = 30 * done / total.max(1);
@@ -117,6 +125,10 @@ fn run() -> Result<(), String> {
     aigc_image::png::write_rgb8(&out, image.width, image.height, &image.to_rgb8())
         .map_err(|e| e.to_string())?;
     println!("wrote {out} ({}x{})", image.width, image.height);
+    if let Some(scorer) = &scorer {
+        let similarity = scorer.similarity(&image, &prompt).map_err(|e| e.to_string())?;
+        println!("CLIP similarity to the prompt: {similarity:.4}");
+    }
     Ok(())
 }
 

@@ -2,6 +2,25 @@
 //! `tokenizer/`, `text_encoder/`, `unet/`, `vae/`, `scheduler/`): text to image with
 //! classifier-free guidance and a negative prompt, and image to image with a strength, as
 //! diffusers' `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline` compute them.
+//!
+//! The text encoder comes from the caller as a [`PromptEncoder`]: this crate does not depend on
+//! the crate that holds the CLIP text encoder. `aigc_crossmodal::clip::ClipTextEncoder`
+//! implements the trait, and `aigc_crossmodal::draw` opens a whole directory with it:
+//!
+//! ```no_run
+//! // aigc-crossmodal supplies the encoder.
+//! use aigc_core::schedulers::SeededNoise;
+//! use aigc_crossmodal::clip::ClipTextEncoder;
+//! use aigc_image::pipeline::{StableDiffusion, Txt2ImgParams};
+//!
+//! let device = aigc_core::parse_device("flex")?;
+//! let encoder = ClipTextEncoder::open("stable-diffusion-v1-5/text_encoder", &device)?;
+//! let mut sd = StableDiffusion::open("stable-diffusion-v1-5", encoder, &device)?;
+//! let p = Txt2ImgParams::new("a red fox in the snow");
+//! let image = sd.txt2img(&p, None, &mut SeededNoise::new(0), |_, _| {})?;
+//! aigc_image::png::write_rgb8("fox.png", image.width, image.height, &image.to_rgb8())?;
+//! # Ok::<(), aigc_core::Error>(())
+//! ```
 
 use std::path::Path;
 
@@ -12,7 +31,6 @@ use aigc_core::schedulers::{
     NoiseSource, PredictionType, Scheduler, SchedulerConfig, TimestepSpacing,
 };
 use aigc_core::{Error, Result};
-use aigc_crossmodal::clip::ClipTextEncoder;
 
 use crate::unet::UNet2DCondition;
 use crate::vae::AutoencoderKl;
@@ -103,12 +121,29 @@ pub fn scheduler_from_json(text: &str) -> Result<Box<dyn Scheduler>> {
     })
 }
 
+/// The text encoder of a Stable Diffusion pipeline: prompt token ids in, the hidden states that
+/// the UNet's cross-attention reads (diffusers' `prompt_embeds`) out. In SD 1.x and 2.x it is a
+/// CLIP text encoder (`aigc_crossmodal::clip::ClipTextEncoder` implements this trait).
+///
+/// The pipeline keeps the tokenizer (the directory's `tokenizer/`) and gives the encoder ids
+/// already padded to one length, so an implementation only runs the model.
+pub trait PromptEncoder: Send + Sync {
+    /// Width of the hidden states; must equal the UNet's `cross_attention_dim`.
+    fn hidden_size(&self) -> usize;
+
+    /// The longest token sequence the encoder takes (its position table; 77 for CLIP).
+    fn max_tokens(&self) -> usize;
+
+    /// Hidden states `[batch, tokens, hidden_size]` of `batch` sequences of `tokens` ids each.
+    fn encode(&self, ids: &[Vec<u32>]) -> Result<Tensor<3>>;
+}
+
 /// A loaded Stable Diffusion pipeline.
 pub struct StableDiffusion {
     tokenizer: tokenizers::Tokenizer,
     pad_id: u32,
     max_length: usize,
-    text_encoder: ClipTextEncoder,
+    text_encoder: Box<dyn PromptEncoder>,
     unet: UNet2DCondition,
     vae: AutoencoderKl,
     scheduler: Box<dyn Scheduler>,
@@ -132,6 +167,21 @@ pub struct Txt2ImgParams<'a> {
     pub guidance_scale: f32,
 }
 
+impl<'a> Txt2ImgParams<'a> {
+    /// `prompt` with the txt2img example's defaults: no negative prompt, 512 x 512 (SD 1.x's
+    /// size), 25 steps, guidance 7.5.
+    pub fn new(prompt: &'a str) -> Self {
+        Self {
+            prompt,
+            negative_prompt: "",
+            height: 512,
+            width: 512,
+            steps: 25,
+            guidance_scale: 7.5,
+        }
+    }
+}
+
 /// An RGB image, row-major `height * width * 3` values in `[0, 1]`.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -153,8 +203,15 @@ impl Image {
 }
 
 impl StableDiffusion {
-    /// Loads a diffusers-format pipeline directory.
-    pub fn open(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+    /// Loads a diffusers-format pipeline directory (`tokenizer/`, `unet/`, `vae/`,
+    /// `scheduler/`) with `text_encoder` in place of its `text_encoder/`, which this crate does
+    /// not load (see [`PromptEncoder`]). The encoder's width must be the UNet's
+    /// `cross_attention_dim`.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        text_encoder: impl PromptEncoder + 'static,
+        device: &Device,
+    ) -> Result<Self> {
         let dir = dir.as_ref();
         let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io(p, e));
         let tok_path = dir.join("tokenizer/tokenizer.json");
@@ -169,14 +226,36 @@ impl StableDiffusion {
         let pad_id = tokenizer
             .token_to_id(pad)
             .ok_or_else(|| Error::invalid_argument("tokenizer", format!("no pad token `{pad}`")))?;
-        let max_length =
-            tok_cfg.get("model_max_length").and_then(|m| m.as_u64()).unwrap_or(77).min(77) as usize;
+        let positions = text_encoder.max_tokens();
+        let max_length = tok_cfg
+            .get("model_max_length")
+            .and_then(|m| m.as_u64())
+            .map_or(positions, |m| (m as usize).min(positions));
+        if max_length == 0 {
+            return Err(Error::invalid_argument("text encoder", "takes no tokens"));
+        }
+        // A text encoder of another width would only fail inside the UNet's cross-attention.
+        let unet_config = dir.join("unet/config.json");
+        let unet_json: serde_json::Value = serde_json::from_str(&read(&unet_config)?)
+            .map_err(|e| Error::invalid_argument("unet/config.json", e.to_string()))?;
+        if let Some(width) = unet_json.get("cross_attention_dim").and_then(|c| c.as_u64())
+            && width as usize != text_encoder.hidden_size()
+        {
+            return Err(Error::invalid_argument(
+                "text encoder",
+                format!(
+                    "width {} but {} has cross_attention_dim {width}",
+                    text_encoder.hidden_size(),
+                    unet_config.display()
+                ),
+            ));
+        }
         let scheduler = scheduler_from_json(&read(&dir.join("scheduler/scheduler_config.json"))?)?;
         Ok(Self {
             tokenizer,
             pad_id,
             max_length,
-            text_encoder: ClipTextEncoder::open(dir.join("text_encoder"), device)?,
+            text_encoder: Box::new(text_encoder),
             unet: UNet2DCondition::open(dir.join("unet"), device)?,
             vae: AutoencoderKl::open(dir.join("vae"), device)?,
             scheduler,
@@ -192,6 +271,11 @@ impl StableDiffusion {
     /// The VAE.
     pub fn vae(&self) -> &AutoencoderKl {
         &self.vae
+    }
+
+    /// The text encoder.
+    pub fn text_encoder(&self) -> &dyn PromptEncoder {
+        self.text_encoder.as_ref()
     }
 
     /// Token ids of `text`, padded (or truncated) to the encoder's length as diffusers does.
@@ -213,7 +297,16 @@ impl StableDiffusion {
 
     /// The text encoder's hidden states for `text` (`[1, 77, d]`).
     pub fn encode_prompt(&self, text: &str) -> Result<Tensor<3>> {
-        Ok(self.text_encoder.forward(&[self.tokenize(text)?])?.last_hidden_state)
+        let h = self.text_encoder.encode(&[self.tokenize(text)?])?;
+        let want = [1, self.max_length, self.text_encoder.hidden_size()];
+        if h.dims() != want {
+            return Err(Error::Shape {
+                context: "the text encoder's hidden states".into(),
+                expected: want.to_vec(),
+                found: h.dims().to_vec(),
+            });
+        }
+        Ok(h)
     }
 
     /// Generates an image from `initial` unit noise (`[1, c, h/f, w/f]` values; the

@@ -1,14 +1,25 @@
 //! Stable Diffusion pieces against diffusers on the tiny random-weight pipeline of
 //! `tools/sd_tiny_models.py` (`tools/fixtures/image/sd-tiny/`), within 1e-3 max abs.
+//!
+//! The pipelines take their prompt encoder from aigc-crossmodal (a dev-dependency: aigc-image
+//! itself does not depend on it).
 
 use std::path::PathBuf;
 
 use aigc_core::burn::tensor::{Tensor, TensorData};
 use aigc_core::npy;
+use aigc_crossmodal::clip::ClipTextEncoder;
+use aigc_image::pipeline::StableDiffusion;
 use aigc_image::vae::AutoencoderKl;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures/image/sd-tiny")
+}
+
+/// The pipeline directory `dir` with its own `text_encoder/`.
+fn open_sd(dir: &std::path::Path, device: &aigc_core::burn::tensor::Device) -> StableDiffusion {
+    let encoder = ClipTextEncoder::open(dir.join("text_encoder"), device).unwrap();
+    StableDiffusion::open(dir, encoder, device).unwrap()
 }
 
 fn load4(name: &str, device: &aigc_core::burn::tensor::Device) -> Tensor<4> {
@@ -73,9 +84,9 @@ fn close(what: &str, got: &[f32], want: &[f32]) {
 #[test]
 fn txt2img_matches_diffusers() {
     use aigc_core::schedulers::SeededNoise;
-    use aigc_image::pipeline::{StableDiffusion, Txt2ImgParams, scheduler_from_json};
+    use aigc_image::pipeline::{Txt2ImgParams, scheduler_from_json};
     let device = aigc_core::parse_device("flex").unwrap();
-    let mut sd = StableDiffusion::open(fixtures(), &device).unwrap();
+    let mut sd = open_sd(&fixtures(), &device);
     let ids = npy::read_i64(fixtures().join("golden/txt2img_input_ids.npy")).unwrap().1;
     let negative = sd.tokenize("blurry, low quality").unwrap();
     let prompt = sd.tokenize("a photo of a red fox in the snow, highly detailed").unwrap();
@@ -108,7 +119,7 @@ fn txt2img_matches_diffusers() {
     ] {
         std::os::unix::fs::symlink(fixtures().join(from), v2.join(to)).unwrap();
     }
-    let mut sd2 = StableDiffusion::open(&v2, &device).unwrap();
+    let mut sd2 = open_sd(&v2, &device);
     let p2 = Txt2ImgParams {
         prompt: "an oil painting of a small boat on a quiet lake at sunset",
         negative_prompt: "blurry, low quality",
@@ -128,9 +139,8 @@ fn txt2img_matches_diffusers() {
 #[test]
 fn img2img_matches_diffusers() {
     use aigc_core::schedulers::ReplayNoise;
-    use aigc_image::pipeline::StableDiffusion;
     let device = aigc_core::parse_device("flex").unwrap();
-    let mut sd = StableDiffusion::open(fixtures(), &device).unwrap();
+    let mut sd = open_sd(&fixtures(), &device);
     let (shape, image) = npy::read_f32(fixtures().join("golden/img2img_image_in.npy")).unwrap();
     let (h, w) = (shape[shape.len() - 3], shape[shape.len() - 2]);
     let mut noise = ReplayNoise::new([read("img2img_noise_sample"), read("img2img_noise_add")]);
@@ -150,4 +160,64 @@ fn img2img_matches_diffusers() {
     close("img2img latents", &out.latents, &read("img2img_final_latents"));
     close("img2img image", &out.pixels, &read("img2img_image"));
     assert!(sd.img2img(&image, (h, w), "x", "", 1.5, 4, 7.5, &mut noise, |_, _| {}).is_err());
+}
+
+/// A prompt encoder that hands back diffusers' own `prompt_embeds` for the ids it recorded them
+/// for: the pipeline with the text encoder taken out of the comparison.
+struct ReplayedEmbeddings {
+    ids: Vec<Vec<u32>>,
+    embeds: Vec<Tensor<3>>,
+    width: usize,
+}
+
+impl aigc_image::pipeline::PromptEncoder for ReplayedEmbeddings {
+    fn hidden_size(&self) -> usize {
+        self.width
+    }
+
+    fn max_tokens(&self) -> usize {
+        77
+    }
+
+    fn encode(&self, ids: &[Vec<u32>]) -> aigc_image::Result<Tensor<3>> {
+        let [one] = ids else { panic!("one prompt at a time") };
+        let i = self.ids.iter().position(|r| r == one).expect("recorded ids");
+        Ok(self.embeds[i].clone())
+    }
+}
+
+#[test]
+fn txt2img_with_replayed_embeddings_matches_diffusers() {
+    use aigc_core::schedulers::SeededNoise;
+    use aigc_image::pipeline::Txt2ImgParams;
+    let device = aigc_core::parse_device("flex").unwrap();
+    let ids = npy::read_i64(fixtures().join("golden/txt2img_input_ids.npy")).unwrap().1;
+    let ids: Vec<Vec<u32>> =
+        ids.chunks(77).map(|r| r.iter().map(|&i| i as u32).collect()).collect();
+    let (shape, embeds) =
+        npy::read_f32(fixtures().join("golden/txt2img_prompt_embeds.npy")).unwrap();
+    assert_eq!(shape, [2, 77, 32]);
+    let embeds = embeds
+        .chunks(77 * 32)
+        .map(|e| Tensor::from_data(TensorData::new(e.to_vec(), [1, 77, 32]), &device))
+        .collect();
+    let encoder = ReplayedEmbeddings { ids, embeds, width: 32 };
+    let mut sd = StableDiffusion::open(fixtures(), encoder, &device).unwrap();
+    let p = Txt2ImgParams {
+        negative_prompt: "blurry, low quality",
+        height: 32,
+        width: 24,
+        steps: 4,
+        ..Txt2ImgParams::new("a photo of a red fox in the snow, highly detailed")
+    };
+    let out = sd
+        .txt2img(&p, Some(read("txt2img_init_latents")), &mut SeededNoise::new(0), |_, _| {})
+        .unwrap();
+    close("txt2img (replayed embeddings) latents", &out.latents, &read("txt2img_final_latents"));
+    close("txt2img (replayed embeddings) image", &out.pixels, &read("txt2img_image"));
+
+    // An encoder of another width than the UNet's cross_attention_dim is refused at load.
+    let narrow = ReplayedEmbeddings { ids: vec![], embeds: vec![], width: 16 };
+    let err = StableDiffusion::open(fixtures(), narrow, &device).err().expect("width mismatch");
+    assert!(err.to_string().contains("cross_attention_dim 32"), "{err}");
 }
