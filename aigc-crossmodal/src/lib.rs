@@ -7,12 +7,14 @@
 //! - [`draw`]: describe and draw: a prompt through CLIP and Stable Diffusion to an image, scored
 //!   by CLIP.
 //! - [`whisper`]: speech recognition (Whisper, from CTranslate2 or Hugging Face files).
+//! - [`pipelines`]: speech round trips scored by word error rate, semantic search over texts.
 
 pub mod clip;
 pub mod clip_image;
 pub mod clip_vision;
 pub mod draw;
 pub mod embed;
+pub mod pipelines;
 pub mod whisper;
 
 pub use aigc_core::{Error, Result};
