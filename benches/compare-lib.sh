@@ -1,6 +1,7 @@
-# Shared by benches/compare-terrain.sh and benches/compare-tts.sh (sourced, not run): argument
-# parsing, the onnxruntime interpreter, the harness build, and onnxruntime and aigc timed in
-# alternating rounds (the order swapped each round, since a shared machine drifts between fast
+# Shared by benches/compare-terrain.sh, compare-tts.sh and compare-whisper.sh (sourced, not
+# run): argument parsing, the reference's interpreter, the harness build, and the reference
+# (onnxruntime unless `ref_name` and `ref_pip` say otherwise) and aigc timed in alternating
+# rounds (the order swapped each round, since a shared machine drifts between fast
 # and slow phases); the ratio reported is the median of the rounds' ratios of median times.
 #
 # The caller sets `model_id`, `model_file` (relative to the model's directory), `harness` (an
@@ -22,12 +23,14 @@ compare_main() {
     local cache="${AIGC_CACHE:-$HOME/.cache/aigc}"
     model="${AIGC_MODELS:-$cache/models}/$model_id/$model_file"
     [ -f "$model" ] || { echo "not installed: scripts/fetch-models.sh $model_id" >&2; exit 1; }
+    ref="${ref_name:-onnxruntime}"
     if [ -z "${PYTHON:-}" ]; then
-        local venv="$cache/venv-onnxruntime"
+        local venv="$cache/venv-$ref"
         if [ ! -x "$venv/bin/python" ]; then
-            echo "== installing onnxruntime into $venv (once)" >&2
+            echo "== installing $ref into $venv (once)" >&2
             python3 -m venv "$venv"
-            "$venv/bin/pip" install --quiet onnxruntime numpy
+            # shellcheck disable=SC2086
+            "$venv/bin/pip" install --quiet ${ref_pip:-onnxruntime numpy}
         fi
         PYTHON="$venv/bin/python"
     fi
@@ -40,15 +43,15 @@ compare_main() {
     local ratios=() o a round
     for round in $(seq "$rounds"); do
         if [ $((round % 2)) -eq 1 ]; then o=$(ort); a=$(ours); else a=$(ours); o=$(ort); fi
-        printf '%-6s %-12s %10s %10s %8s\n' "$round" onnxruntime "$(field best_s "$o")" \
+        printf '%-6s %-12s %10s %10s %8s\n' "$round" "$ref" "$(field best_s "$o")" \
             "$(field median_s "$o")" "$(extra_value "$o")"
         printf '%-6s %-12s %10s %10s %8s\n' "$round" aigc-flex "$(field best_s "$a")" \
             "$(field median_s "$a")" "$(extra_value "$a")"
         ratios+=("$(awk -v a="$(field median_s "$a")" -v b="$(field median_s "$o")" \
             'BEGIN{printf "%.3f", a/b}')")
     done
-    printf 'time ratio aigc/onnxruntime per round: %s\n' "${ratios[*]}"
-    printf 'time ratio aigc/onnxruntime (median of rounds): %sx\n' \
+    printf 'time ratio aigc/%s per round: %s\n' "$ref" "${ratios[*]}"
+    printf 'time ratio aigc/%s (median of rounds): %sx\n' "$ref" \
         "$(printf '%s\n' "${ratios[@]}" | sort -n \
             | awk '{v[NR]=$1} END{printf "%.2f", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')"
     echo "threads $threads, steps $steps, rounds $rounds, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -158,7 +158,8 @@ fn hugging_face_layout_matches_transformers() {
         g["encoder_first_rows"].as_array().unwrap().iter().flat_map(floats).collect();
     let got = rows(&encoded, 3);
     let mut worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    let last = encoded.clone().narrow(1, cfg.audio_ctx - 1, 1).into_data().try_to_vec::<f32>().unwrap();
+    let last =
+        encoded.clone().narrow(1, cfg.audio_ctx - 1, 1).into_data().try_to_vec::<f32>().unwrap();
     worst = last
         .iter()
         .zip(floats(&g["encoder_last_row"]))

@@ -187,7 +187,11 @@ impl QLinear {
     /// Builds the layer from tensors: `weight` is `[out, in]`.
     pub fn from_tensors(weight: Tensor<2>, bias: Option<Tensor<1>>) -> Self {
         let [out_features, in_features] = weight.dims();
-        Self { weight: Weight::Dense(weight.transpose()), bias, in_features, out_features }
+        // A contiguous `[in, out]`, as from_views makes it: a transposed view would be copied
+        // (or repacked) by every product.
+        let device = weight.device();
+        let weight = Tensor::from_data(weight.transpose().into_data(), &device);
+        Self { weight: Weight::Dense(weight), bias, in_features, out_features }
     }
 
     /// The layer with `bias` (`[out]`) added to its output.
@@ -227,11 +231,72 @@ impl QLinear {
         let [b, s, d] = x.dims();
         let y = match &self.weight {
             Weight::Quantized(q, device) => quantized_forward(q, x, device),
+            Weight::Dense(w) if super::is_cpu(&x.device()) && d == self.in_features => {
+                return self.dense_host(w, x);
+            }
             Weight::Dense(w) => {
                 x.reshape([b * s, d]).matmul(w.clone()).reshape([b, s, self.out_features])
             }
         };
         self.add_bias(y)
+    }
+
+    /// `x @ W + b` on the host: tiles of rows and output columns through the gemm crate
+    /// across the kernel threads, the bias written first (burn's matmul runs on one thread).
+    fn dense_host(&self, w: &Tensor<2>, x: Tensor<3>) -> Tensor<3> {
+        const ROWS: usize = 128;
+        const COLS: usize = 512;
+        let [b, s, d] = x.dims();
+        let (rows, out) = (b * s, self.out_features);
+        let device = x.device();
+        let bias = self.bias.as_ref().and_then(super::host_copy);
+        let mut y: Vec<f32> = Vec::with_capacity(rows * out);
+        let dst = crate::quant::kernels::SharedMut::from_raw(y.as_mut_ptr());
+        super::with_host(&x, |xs| {
+            super::with_host(w, |ws| {
+                let (rt, ct) = (rows.div_ceil(ROWS), out.div_ceil(COLS));
+                let work = |unit: usize| {
+                    let (r0, c0) = (unit / ct * ROWS, unit % ct * COLS);
+                    let (r1, c1) = ((r0 + ROWS).min(rows), (c0 + COLS).min(out));
+                    if let Some(bias) = &bias {
+                        for r in r0..r1 {
+                            // SAFETY: rows r0..r1, columns c0..c1 of y belong to this unit.
+                            unsafe { dst.slice(r * out + c0, c1 - c0) }
+                                .copy_from_slice(&bias[c0..c1]);
+                        }
+                    }
+                    // SAFETY: x is [rows, d] and W [d, out] row-major; the output tile is
+                    // this unit's (written whole: read only when the bias filled it).
+                    unsafe {
+                        gemm::gemm(
+                            r1 - r0,
+                            c1 - c0,
+                            d,
+                            dst.at(r0 * out + c0),
+                            1,
+                            out as isize,
+                            bias.is_some(),
+                            xs.as_ptr().add(r0 * d),
+                            1,
+                            d as isize,
+                            ws.as_ptr().add(c0),
+                            1,
+                            out as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                };
+                crate::quant::kernels::for_each_unit(rows * d * out >= 1 << 16, rt * ct, &work);
+            })
+        });
+        // SAFETY: the tiles cover every value of y.
+        unsafe { y.set_len(rows * out) };
+        super::from_host(y, [b, s, out], &device)
     }
 
     fn add_bias(&self, y: Tensor<3>) -> Tensor<3> {

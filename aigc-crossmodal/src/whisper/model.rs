@@ -15,6 +15,7 @@ use aigc_core::burn::tensor::ops::ConvOptions;
 use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use aigc_core::layers::{
     Conv1d, HeadLayout, KvCache, LayerCache, LayerNorm, QLinear, attention, multi_head_attention,
+    softmax_last,
 };
 use aigc_core::weights::{Ct2File, SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
@@ -46,7 +47,7 @@ impl WhisperConfig {
     fn check(&self) -> Result<()> {
         let ok = self.d_model > 0
             && self.heads > 0
-            && self.d_model % self.heads == 0
+            && self.d_model.is_multiple_of(self.heads)
             && self.n_mels > 0
             && self.audio_ctx > 0
             && self.text_ctx > 0
@@ -159,7 +160,7 @@ pub struct WhisperModel {
 /// and the self-attention's cache.
 #[derive(Debug)]
 pub struct DecoderState {
-    cross: Vec<(Tensor<3>, Tensor<3>)>,
+    cross: Vec<(Tensor<4>, Tensor<4>)>,
     cache: KvCache,
 }
 
@@ -516,7 +517,14 @@ impl WhisperModel {
             .iter()
             .map(|l| {
                 let kv = l.cross_attn.fused.forward(encoded.clone());
-                (kv.clone().narrow(2, 0, d), kv.narrow(2, d, d))
+                // Per head, keys transposed `[1, heads, hd, audio]` and values
+                // `[1, heads, audio, hd]`, contiguous: made once, read whole at every step.
+                let [_, t, _] = kv.dims();
+                let own = |t: Tensor<4>| Tensor::from_data(t.into_data(), &self.device);
+                let heads = |x: Tensor<3>| x.reshape([1, t, self.cfg.heads, d / self.cfg.heads]);
+                let k = own(heads(kv.clone().narrow(2, 0, d)).permute([0, 2, 3, 1]));
+                let v = own(heads(kv.narrow(2, d, d)).swap_dims(1, 2));
+                (k, v)
             })
             .collect();
         let hd = d / self.cfg.heads;
@@ -561,10 +569,12 @@ impl WhisperModel {
             x = x + a.out.forward(o.swap_dims(1, 2).reshape([1, n, d]));
             let c = &layer.cross_attn;
             let q = c.q.as_ref().expect("cross-attention query").forward(c.norm.forward(x.clone()));
-            let (k, v) = &state.cross[i];
-            let o =
-                multi_head_attention(q, k.clone(), v.clone(), heads, scale, HeadLayout::TokenMajor);
-            x = x + c.out.forward(o);
+            // A few queries against 1500 keys: three small products (the keys were laid out
+            // for them once per window).
+            let (kt, v) = &state.cross[i];
+            let scores = to_heads(q).matmul(kt.clone()) * scale as f64;
+            let o = softmax_last(scores).matmul(v.clone());
+            x = x + c.out.forward(o.swap_dims(1, 2).reshape([1, n, d]));
             x = layer.mlp.forward(x);
         }
         state.cache.advance(n);
