@@ -31,7 +31,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
     times.sort_by(f64::total_cmp);
-    eprintln!("{}", first.text);
     println!(
         "{{\"best_s\": {:.4}, \"median_s\": {:.4}, \"audio_s\": {:.4}}}",
         times[0],

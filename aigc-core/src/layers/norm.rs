@@ -146,7 +146,7 @@ fn gelu_erf(x: f32) -> f32 {
 }
 
 /// [`gelu_erf`] over a row, compiled for AVX2 where the CPU has it.
-fn gelu_row(row: &mut [f32]) {
+pub(super) fn gelu_row(row: &mut [f32]) {
     #[inline(always)]
     fn generic(row: &mut [f32]) {
         row.iter_mut().for_each(|x| *x = gelu_erf(*x));

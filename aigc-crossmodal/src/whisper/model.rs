@@ -12,10 +12,10 @@ use std::path::Path;
 
 use aigc_core::burn::tensor::module::conv1d;
 use aigc_core::burn::tensor::ops::ConvOptions;
-use aigc_core::burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use aigc_core::burn::tensor::{Device, Tensor, TensorData};
 use aigc_core::layers::{
-    Conv1d, HeadLayout, KvCache, LayerCache, LayerNorm, QLinear, attention, multi_head_attention,
-    softmax_last,
+    Conv1d, Embedding, HeadLayout, KvCache, LayerCache, LayerNorm, QLinear, attention, gelu,
+    multi_head_attention, softmax_last,
 };
 use aigc_core::weights::{Ct2File, SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
@@ -120,7 +120,7 @@ struct Mlp {
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.fc1.forward(self.norm.forward(x.clone()));
-        x + self.fc2.forward(activation::gelu(h))
+        x + self.fc2.forward(gelu(h))
     }
 }
 
@@ -147,9 +147,10 @@ pub struct WhisperModel {
     enc_pos: Tensor<2>,
     enc_layers: Vec<EncoderLayer>,
     enc_norm: LayerNorm,
-    /// The token embedding transposed, `[d_model, vocab]`: rows of the lookup are its columns,
-    /// and the logits are `h · it`.
-    embed_t: Tensor<2>,
+    /// The token embedding (kept as stored, float16 included, on a CPU device).
+    embed: Embedding,
+    /// The output projection: the same matrix (tied), as a linear layer.
+    head: QLinear,
     dec_pos: Tensor<2>,
     dec_layers: Vec<DecoderLayer>,
     dec_norm: LayerNorm,
@@ -440,13 +441,20 @@ impl WhisperModel {
                 }
             })
             .collect();
+        // The tied head from the embedding's own bytes: a float16 file stays float16 and runs
+        // through the multi-threaded kernels (the logits read the whole matrix every token).
+        let head = match w.view(&emb_name, &[cfg.vocab, d]) {
+            Some(v) => QLinear::from_view_shared(&v, src.shared_bytes(&emb_name), None, device),
+            None => Ok(QLinear::from_tensors(Tensor::zeros([1, 1], device), None)),
+        };
         let model = Self {
             conv1,
             conv2,
             enc_pos: t2(&enc_pos_name, [cfg.audio_ctx, d]),
             enc_layers,
             enc_norm: norm(&format!("{enc}{sep}layer_norm")),
-            embed_t: t2(&emb_name, [cfg.vocab, d]).transpose(),
+            embed: w.embedding(&emb_name, cfg.vocab, d),
+            head: head?,
             dec_pos: t2(&dec_pos_name, [cfg.text_ctx, d]),
             dec_layers,
             dec_norm: norm(&format!("{dec}{sep}layer_norm")),
@@ -454,9 +462,7 @@ impl WhisperModel {
             cfg,
         };
         w.finish()?;
-        // A contiguous transposed embedding (the lookup and the logits both read it).
-        let embed_t = Tensor::from_data(model.embed_t.clone().into_data(), device);
-        Ok(Self { embed_t, ..model })
+        Ok(model)
     }
 
     /// The sizes.
@@ -483,10 +489,10 @@ impl WhisperModel {
             TensorData::new(mel.to_vec(), [1, n_mels, frames]),
             &self.device,
         );
-        let x = activation::gelu(self.conv1.forward(x));
+        let x = gelu(self.conv1.forward(x));
         let (w2, b2) = &self.conv2;
         let x = conv1d(x, w2.clone(), Some(b2.clone()), ConvOptions::new([2], [1], [1], 1));
-        let x = activation::gelu(x).swap_dims(1, 2); // [1, audio_ctx, d]
+        let x = gelu(x).swap_dims(1, 2); // [1, audio_ctx, d]
         let mut x = x + self.enc_pos.clone().unsqueeze::<3>();
         let (heads, d) = (self.cfg.heads, self.cfg.d_model);
         let scale = 1.0 / ((d / heads) as f32).sqrt();
@@ -554,11 +560,8 @@ impl WhisperModel {
         let (heads, d) = (self.cfg.heads, self.cfg.d_model);
         let hd = d / heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &self.device);
-        let emb = self.embed_t.clone().select(1, index).transpose(); // [n, d]
         let pos = self.dec_pos.clone().narrow(0, start, n);
-        let mut x = (emb + pos).unsqueeze::<3>(); // [1, n, d]
+        let mut x = self.embed.forward(tokens)? + pos.unsqueeze::<3>(); // [1, n, d]
         let to_heads = |t: Tensor<3>| t.reshape([1, n, heads, hd]).swap_dims(1, 2);
         for (i, layer) in self.dec_layers.iter().enumerate() {
             let a = &layer.self_attn;
@@ -578,9 +581,9 @@ impl WhisperModel {
             x = layer.mlp.forward(x);
         }
         state.cache.advance(n);
-        let last = self.dec_norm.forward(x.narrow(1, n - 1, 1)).reshape([1, d]);
-        let logits = last.matmul(self.embed_t.clone());
-        logits
+        let last = self.dec_norm.forward(x.narrow(1, n - 1, 1));
+        self.head
+            .forward(last)
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
