@@ -141,6 +141,33 @@ fn tiny_en_transcribes_the_utterance() {
 }
 
 #[test]
+fn long_audio_is_transcribed_window_by_window() {
+    let Some(path) = aigc_core::models::installed_or_skip("whisper-tiny-en") else {
+        return;
+    };
+    let device = aigc_core::parse_device("flex").unwrap();
+    let whisper = Whisper::open(&path, &device).unwrap();
+    let g = json(fixtures().join("espeak.json"));
+    let want = g["transcript"].as_str().unwrap();
+    // The utterance, 28 s of silence, the utterance again: the second starts past the first
+    // 30 s window (tiny.en's timestamps are coarse: the segment is only checked to lie in the
+    // second window, within the audio).
+    let speech = espeak_audio();
+    let mut audio = speech.clone();
+    audio.extend(std::iter::repeat_n(0.0, 28 * 16_000));
+    let second_start = audio.len() as f64 / 16_000.0;
+    audio.extend(&speech);
+    let t = whisper.transcribe(&audio, &TranscribeOptions::default()).unwrap();
+    for s in &t.segments {
+        println!("[{:6.2} -> {:6.2}] {}", s.start, s.end, s.text);
+    }
+    assert_eq!(t.text.matches(want).count(), 2, "{:?}", t.text);
+    let last = t.segments.last().unwrap();
+    assert!(last.start >= 30.0 && last.start < second_start && last.end <= t.duration, "{last:?}");
+    assert!(t.segments[0].end <= speech.len() as f64 / 16_000.0 + 0.5);
+}
+
+#[test]
 fn hugging_face_layout_matches_transformers() {
     let dir = fixtures().join("hf-tiny");
     let g = json(dir.join("golden.json"));

@@ -484,7 +484,8 @@ impl Whisper {
         let window_end = offset + size as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
         let toks = &r.tokens;
         let is_ts = |t: u32| t >= tb;
-        let time = |t: u32| offset + (t - tb) as f64 * TIME_PRECISION;
+        // Timestamps past the audio in the window (the model may predict them) are clipped.
+        let time = |t: u32| (offset + (t - tb) as f64 * TIME_PRECISION).min(window_end);
         if !timestamps || !toks.iter().any(|&t| is_ts(t)) {
             if r.tokens.is_empty() {
                 return Ok((Vec::new(), size));
