@@ -133,6 +133,19 @@ fn tiny_en_transcribes_the_utterance() {
     assert_eq!(t.text, want);
     let first = &t.segments[0];
     assert!(first.start >= 0.0 && first.end <= t.duration + 0.5 && first.start < first.end);
+    // Forced fallback (every result counts as repetitive): all temperatures are tried and
+    // the last, sampled one is kept; the seed makes it reproducible.
+    let forced = TranscribeOptions {
+        timestamps: false,
+        compression_ratio_threshold: Some(0.0),
+        seed: 3,
+        ..TranscribeOptions::default()
+    };
+    let a = whisper.transcribe(&audio, &forced).unwrap();
+    let b = whisper.transcribe(&audio, &forced).unwrap();
+    println!("sampled at T=1: {:?}", a.text);
+    assert_eq!(a.segments[0].temperature, 1.0);
+    assert_eq!(a, b);
     // Silence gives no text; bad options are refused.
     let silence = whisper.transcribe(&vec![0.0; 16_000], &plain).unwrap();
     assert!(silence.text.split_whitespace().count() <= 2, "{:?}", silence.text);
