@@ -258,6 +258,17 @@ impl QLinear {
                 let work = |unit: usize| {
                     let (r0, c0) = (unit / ct * ROWS, unit % ct * COLS);
                     let (r1, c1) = ((r0 + ROWS).min(rows), (c0 + COLS).min(out));
+                    if r1 - r0 <= 4 {
+                        // A few rows (a decoding step): rows of W scaled and summed, without
+                        // the GEMM's packing of W.
+                        for r in r0..r1 {
+                            // SAFETY: row r, columns c0..c1 of y belong to this unit.
+                            let yr = unsafe { dst.slice(r * out + c0, c1 - c0) };
+                            let xr = &xs[r * d..(r + 1) * d];
+                            axpy_rows(xr, ws, out, c0, bias.as_deref(), yr);
+                        }
+                        return;
+                    }
                     if let Some(bias) = &bias {
                         for r in r0..r1 {
                             // SAFETY: rows r0..r1, columns c0..c1 of y belong to this unit.
@@ -305,4 +316,33 @@ impl QLinear {
             None => y,
         }
     }
+}
+
+/// `y = bias[c0..] + Σ_i x[i] W[i, c0..c0 + y.len()]` for `W` `[x.len(), out]` row-major.
+fn axpy_rows(x: &[f32], w: &[f32], out: usize, c0: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+    #[inline(always)]
+    fn generic(x: &[f32], w: &[f32], out: usize, c0: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+        match bias {
+            Some(b) => y.copy_from_slice(&b[c0..c0 + y.len()]),
+            None => y.fill(0.0),
+        }
+        for (i, &xi) in x.iter().enumerate() {
+            let row = &w[i * out + c0..i * out + c0 + y.len()];
+            for (o, &wv) in y.iter_mut().zip(row) {
+                *o += xi * wv;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(x: &[f32], w: &[f32], out: usize, c0: usize, bias: Option<&[f32]>, y: &mut [f32]) {
+        generic(x, w, out, c0, bias, y)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::kernels::has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        unsafe { avx2(x, w, out, c0, bias, y) };
+        return;
+    }
+    generic(x, w, out, c0, bias, y)
 }
