@@ -1,1 +1,9 @@
-//! placeholder
+//! Video on burn: frame sequences from image models, and the files that hold them.
+//!
+//! - [`writer`]: GIF, APNG, PNG-sequence and Y4M writers behind one [`VideoWriter`] trait.
+
+pub mod writer;
+
+pub use writer::{
+    ApngWriter, GifWriter, PngSequenceWriter, RgbFrame, VideoWriter, Y4mWriter, open_writer,
+};
