@@ -27,6 +27,12 @@ fn slerp_keeps_endpoints_and_norm() {
     assert!(walk.frame_input(4).0.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
     assert_eq!(walk.frame_input(0).1, walk.difficulty_from);
     assert_eq!(walk.frame_input(4).1, walk.difficulty_to);
+    // Three seeds: a loop whose stops 0, 2 and 4 of 6 are the seeds' noise.
+    let looped = TerrainWalk { seeds: vec![3, 4, 5], frames: 6, ..TerrainWalk::default() };
+    for (i, seed) in [(0, 3), (2, 4), (4, 5)] {
+        let z = normal_noise(seed, n);
+        assert!(looped.frame_input(i).0.iter().zip(&z).all(|(x, y)| (x - y).abs() < 1e-4));
+    }
     assert_eq!(mean_abs_step(&[vec![0.0, 1.0], vec![1.0, 1.0], vec![1.0, 3.0]]), 0.75);
 }
 
