@@ -75,11 +75,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let device = match &args.device {
-        Some(name) => aigc_core::parse_device(name),
-        None => aigc_core::device_from_env(),
-    }
-    .map_err(|e| e.to_string())?;
+    let device = aigc_core::device::device_from_arg_or_env(args.device.as_deref())
+        .map_err(|e| e.to_string())?;
     let voice_path = models::resolve_or_fetch(&args.voice).map_err(|e| e.to_string())?;
     let voice = PiperVoice::open(&voice_path, &device).map_err(|e| e.to_string())?;
     let whisper_path = models::resolve_or_fetch(&args.model).map_err(|e| e.to_string())?;

@@ -71,11 +71,8 @@ fn run() -> Result<(), String> {
     }
     let model = model.ok_or("--model is required")?;
     let prompt = prompt.ok_or("--prompt is required")?;
-    let device = match &device {
-        Some(name) => aigc_core::parse_device(name),
-        None => aigc_core::device_from_env(),
-    }
-    .map_err(|e| e.to_string())?;
+    let device =
+        aigc_core::device::device_from_arg_or_env(device.as_deref()).map_err(|e| e.to_string())?;
     let mut sd = open_stable_diffusion(&model, &device).map_err(|e| e.to_string())?;
     let scorer = match &clip {
         Some(dir) => Some(ClipScorer::open(dir, &device).map_err(|e| e.to_string())?),

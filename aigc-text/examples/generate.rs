@@ -103,11 +103,8 @@ fn parse_args() -> Result<Args, String> {
 
 fn run(args: Args) -> Result<(), String> {
     let path = models::resolve_or_fetch(&args.model).map_err(|e| e.to_string())?;
-    let device = match &args.device {
-        Some(name) => aigc_core::parse_device(name),
-        None => aigc_core::device_from_env(),
-    }
-    .map_err(|e| e.to_string())?;
+    let device = aigc_core::device::device_from_arg_or_env(args.device.as_deref())
+        .map_err(|e| e.to_string())?;
     let mut generator =
         Generator::open_with_context(&path, &device, args.context).map_err(|e| e.to_string())?;
     let messages: Vec<Message> = args

@@ -93,11 +93,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn run(args: Args) -> Result<(), String> {
     let err = |e: aigc_core::Error| e.to_string();
-    let device = match &args.device {
-        Some(name) => aigc_core::parse_device(name),
-        None => aigc_core::device_from_env(),
-    }
-    .map_err(err)?;
+    let device = aigc_core::device::device_from_arg_or_env(args.device.as_deref()).map_err(err)?;
     let model = TerrainModel::open(
         models::resolve_or_fetch(&args.model).map_err(|e| e.to_string())?,
         &device,
