@@ -48,6 +48,51 @@ pub fn multi_head_attention(
     tensor_attention(q, k, v, heads, scale, layout)
 }
 
+/// Attention of a few queries over keys and values laid out once for many calls (an
+/// encoder-decoder's cross-attention while decoding): `q` `[1, heads, n, hd]`, `kt` the keys
+/// transposed `[1, heads, hd, m]`, `v` `[1, heads, m, hd]`; returns `softmax(q·kt · scale)·v`,
+/// `[1, heads, n, hd]`. On a CPU device on the host, heads across the kernel threads, the
+/// cached tensors read in place.
+pub fn cached_attention(q: Tensor<4>, kt: &Tensor<4>, v: &Tensor<4>, scale: f32) -> Tensor<4> {
+    let [b, heads, n, hd] = q.dims();
+    let m = v.dims()[2];
+    if !super::is_cpu(&q.device()) || b != 1 || kt.dims() != [1, heads, hd, m] {
+        let scores = q.matmul(kt.clone()) * scale as f64;
+        return super::softmax_last(scores).matmul(v.clone());
+    }
+    let device = q.device();
+    let mut out = vec![0f32; heads * n * hd];
+    let dst = SharedMut::new(&mut out);
+    super::with_host(&q, |q| {
+        super::with_host(kt, |kt| {
+            super::with_host(v, |v| {
+                let work = |h: usize| {
+                    let mut scores = vec![0f32; m];
+                    for i in 0..n {
+                        let qi = &q[(h * n + i) * hd..(h * n + i + 1) * hd];
+                        // scores = scale * Σ_f q[f] kt[f, :]: rows of kt scaled and summed.
+                        scores.fill(0.0);
+                        for (f, &qf) in qi.iter().enumerate() {
+                            let row = &kt[(h * hd + f) * m..(h * hd + f + 1) * m];
+                            scores.iter_mut().zip(row).for_each(|(s, &k)| *s += qf * k);
+                        }
+                        scores.iter_mut().for_each(|s| *s *= scale);
+                        super::softmax_row(&mut scores);
+                        // SAFETY: row i of head h of the output belongs to this unit.
+                        let o = unsafe { dst.slice((h * n + i) * hd, hd) };
+                        for (j, &p) in scores.iter().enumerate() {
+                            let row = &v[(h * m + j) * hd..(h * m + j + 1) * hd];
+                            o.iter_mut().zip(row).for_each(|(o, &x)| *o += p * x);
+                        }
+                    }
+                };
+                crate::quant::kernels::for_each_unit(heads * n * m * hd >= 1 << 14, heads, &work);
+            })
+        })
+    });
+    super::from_host(out, [1, heads, n, hd], &device)
+}
+
 /// Batch, queries, keys and features of an attention call.
 fn extents(q: &Tensor<3>, k: &Tensor<3>, layout: HeadLayout) -> [usize; 4] {
     let ([b, q1, q2], [_, k1, k2]) = (q.dims(), k.dims());

@@ -258,7 +258,7 @@ pub use conv::{Conv2d, GroupNorm};
 pub use conv1d::{Conv1d, ConvTranspose1d, LeakyRelu};
 pub use embedding::Embedding;
 pub use linear::{QLinear, forward_group, is_cpu};
-pub use mha::{HeadLayout, multi_head_attention};
+pub use mha::{HeadLayout, cached_attention, multi_head_attention};
 pub use mlp::{Activation, GatedMlp};
 pub use norm::{LayerNorm, RmsNorm};
 pub use resample::{avg_pool2x2, cat_channels, upsample_nearest2x};

@@ -14,8 +14,8 @@ use aigc_core::burn::tensor::module::conv1d;
 use aigc_core::burn::tensor::ops::ConvOptions;
 use aigc_core::burn::tensor::{Device, Tensor, TensorData};
 use aigc_core::layers::{
-    Conv1d, Embedding, HeadLayout, KvCache, LayerCache, LayerNorm, QLinear, attention, gelu,
-    multi_head_attention, softmax_last,
+    Conv1d, Embedding, HeadLayout, KvCache, LayerCache, LayerNorm, QLinear, attention,
+    cached_attention, gelu, multi_head_attention,
 };
 use aigc_core::weights::{Ct2File, SafetensorsFile, TensorSource, WeightLoader};
 use aigc_core::{Error, Result};
@@ -572,11 +572,9 @@ impl WhisperModel {
             x = x + a.out.forward(o.swap_dims(1, 2).reshape([1, n, d]));
             let c = &layer.cross_attn;
             let q = c.q.as_ref().expect("cross-attention query").forward(c.norm.forward(x.clone()));
-            // A few queries against 1500 keys: three small products (the keys were laid out
-            // for them once per window).
+            // A few queries against 1500 keys laid out for them once per window.
             let (kt, v) = &state.cross[i];
-            let scores = to_heads(q).matmul(kt.clone()) * scale as f64;
-            let o = softmax_last(scores).matmul(v.clone());
+            let o = cached_attention(to_heads(q), kt, v, scale);
             x = x + c.out.forward(o.swap_dims(1, 2).reshape([1, n, d]));
             x = layer.mlp.forward(x);
         }
