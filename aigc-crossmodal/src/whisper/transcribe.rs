@@ -9,7 +9,7 @@ use aigc_core::burn::tensor::Device;
 use aigc_core::sampling::Xoshiro256StarStar as SeededRng;
 use aigc_core::{Error, Result};
 
-use super::mel::{HOP_LENGTH, LogMel, N_FRAMES, N_SAMPLES, SAMPLE_RATE, WhisperFrontEnd};
+use super::mel::{HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, WhisperFrontEnd};
 use super::model::{DecoderState, WhisperModel};
 
 /// Seconds per timestamp step (20 ms: one encoder position).
@@ -265,7 +265,7 @@ impl Whisper {
         while seek < content {
             let size = (content - seek).min(N_FRAMES);
             let offset = seek as f64 * HOP_LENGTH as f64 / SAMPLE_RATE as f64;
-            let window = self.window(&mel, seek);
+            let window = mel.window(seek);
             let prompt = if options.condition_on_previous_text { &previous[..] } else { &[] };
             let result = self.decode_with_fallback(&window, prompt, options, &mut rng)?;
             let skip = options.no_speech_threshold.is_some_and(|th| {
@@ -289,10 +289,6 @@ impl Whisper {
         }
         let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
         Ok(Transcript { text: text.trim().to_string(), segments, duration })
-    }
-
-    fn window(&self, mel: &LogMel, seek: usize) -> Vec<f32> {
-        mel.window(seek)
     }
 
     /// Decodes a window at increasing temperatures until the output passes the thresholds.
@@ -338,10 +334,8 @@ impl Whisper {
             let keep = (text_ctx / 2 - 1).min(prompt.len());
             tokens.extend(&prompt[prompt.len() - keep..]);
         }
-        let sample_begin = {
-            tokens.extend(self.start_tokens(options)?);
-            tokens.len()
-        };
+        tokens.extend(self.start_tokens(options)?);
+        let sample_begin = tokens.len();
         let mut state: DecoderState = self.model.decoder_state(encoded);
         // The tokens up to <|startoftranscript|> first: the no-speech probability is read
         // from the logits there.
