@@ -6,8 +6,11 @@
 //! - [`terrain`]: the terrain consistency model of `adaptive-terrain-diffusion`: one-step (or
 //!   multistep) sampling conditioned on a difficulty, the package's height transform, and
 //!   16-bit and shaded PNG output.
+//! - [`mesh`]: heightmaps as triangle meshes with normals and height colours, written as
+//!   binary glTF (`.glb`) or Wavefront OBJ.
 
 pub mod adm;
+pub mod mesh;
 pub use aigc_core::npy;
 pub mod pipeline;
 pub mod png;

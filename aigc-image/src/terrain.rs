@@ -182,31 +182,25 @@ impl Terrain {
     /// A shaded colour rendering, `scale` times the native size (bilinear): a hypsometric
     /// tint (water blue, lowland green, highland brown, snow) lit from the north-west.
     pub fn render_rgb(&self, scale: usize) -> (usize, Vec<u8>) {
-        render_rgb(&self.heights, NATIVE_SIZE, scale.max(1))
+        let scale = scale.max(1);
+        (NATIVE_SIZE * scale, render_rgb(&self.heights, NATIVE_SIZE, NATIVE_SIZE, scale))
     }
 }
 
-/// Bilinear sample of a `side`x`side` grid at continuous pixel coordinates.
-fn bilinear(h: &[f32], side: usize, y: f32, x: f32) -> f32 {
-    let (y, x) = (y.clamp(0.0, (side - 1) as f32), x.clamp(0.0, (side - 1) as f32));
+/// Bilinear sample of a `width`x`height` grid at continuous pixel coordinates.
+fn bilinear(h: &[f32], width: usize, height: usize, y: f32, x: f32) -> f32 {
+    let (y, x) = (y.clamp(0.0, (height - 1) as f32), x.clamp(0.0, (width - 1) as f32));
     let (y0, x0) = (y.floor() as usize, x.floor() as usize);
-    let (y1, x1) = ((y0 + 1).min(side - 1), (x0 + 1).min(side - 1));
+    let (y1, x1) = ((y0 + 1).min(height - 1), (x0 + 1).min(width - 1));
     let (wy, wx) = (y - y0 as f32, x - x0 as f32);
-    let top = h[y0 * side + x0] * (1.0 - wx) + h[y0 * side + x1] * wx;
-    let bottom = h[y1 * side + x0] * (1.0 - wx) + h[y1 * side + x1] * wx;
+    let top = h[y0 * width + x0] * (1.0 - wx) + h[y0 * width + x1] * wx;
+    let bottom = h[y1 * width + x0] * (1.0 - wx) + h[y1 * width + x1] * wx;
     top * (1.0 - wy) + bottom * wy
 }
 
-fn render_rgb(heights: &[f32], side: usize, scale: usize) -> (usize, Vec<u8>) {
-    let out = side * scale;
-    let max = heights.iter().copied().fold(1e-6f32, f32::max);
-    let big: Vec<f32> = (0..out * out)
-        .map(|i| {
-            let (y, x) = ((i / out) as f32, (i % out) as f32);
-            bilinear(heights, side, (y + 0.5) / scale as f32 - 0.5, (x + 0.5) / scale as f32 - 0.5)
-        })
-        .collect();
-    // Tint stops over the normalised height.
+/// The hypsometric tint of a height `t` normalised to `[0, 1]` (clamped): water blue,
+/// lowland green, highland brown, snow; sRGB components in `[0, 1]`.
+pub fn hypsometric_tint(t: f32) -> [f32; 3] {
     const STOPS: [(f32, [f32; 3]); 6] = [
         (0.00, [0.16, 0.33, 0.58]),
         (0.08, [0.36, 0.56, 0.42]),
@@ -215,13 +209,45 @@ fn render_rgb(heights: &[f32], side: usize, scale: usize) -> (usize, Vec<u8>) {
         (0.80, [0.55, 0.45, 0.36]),
         (1.00, [0.97, 0.97, 0.98]),
     ];
-    let tint = |t: f32| {
-        let t = t.clamp(0.0, 1.0);
-        let k = STOPS.windows(2).position(|w| t <= w[1].0).unwrap_or(STOPS.len() - 2);
-        let ((a, ca), (b, cb)) = (STOPS[k], STOPS[k + 1]);
-        let f = if b > a { (t - a) / (b - a) } else { 0.0 };
-        [0, 1, 2].map(|c| ca[c] + (cb[c] - ca[c]) * f)
-    };
+    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
+    let k = STOPS.windows(2).position(|w| t <= w[1].0).unwrap_or(STOPS.len() - 2);
+    let ((a, ca), (b, cb)) = (STOPS[k], STOPS[k + 1]);
+    let f = if b > a { (t - a) / (b - a) } else { 0.0 };
+    [0, 1, 2].map(|c| ca[c] + (cb[c] - ca[c]) * f)
+}
+
+/// A shaded colour rendering of any `width`x`height` heightmap (row-major, heights from 0),
+/// `scale` times its size (bilinear), as [`Terrain::render_rgb`] draws a terrain: returns the
+/// RGB bytes of a `width * scale` x `height * scale` image. The tint is normalised by the
+/// map's highest point.
+pub fn render_heights_rgb(
+    heights: &[f32],
+    width: usize,
+    height: usize,
+    scale: usize,
+) -> Result<Vec<u8>> {
+    if width == 0 || height == 0 || Some(heights.len()) != width.checked_mul(height) {
+        return Err(Error::invalid_argument(
+            "heights",
+            format!("{} values for a {width}x{height} map", heights.len()),
+        ));
+    }
+    if scale == 0 {
+        return Err(Error::invalid_argument("scale", "at least 1"));
+    }
+    Ok(render_rgb(heights, width, height, scale))
+}
+
+fn render_rgb(heights: &[f32], width: usize, height: usize, scale: usize) -> Vec<u8> {
+    let (out_w, out_h) = (width * scale, height * scale);
+    let max = heights.iter().copied().fold(1e-6f32, f32::max);
+    let big: Vec<f32> = (0..out_w * out_h)
+        .map(|i| {
+            let (y, x) = ((i / out_w) as f32, (i % out_w) as f32);
+            let s = scale as f32;
+            bilinear(heights, width, height, (y + 0.5) / s - 0.5, (x + 0.5) / s - 0.5)
+        })
+        .collect();
     // Light from the north-west, 45 degrees up. The relief is drawn as if the highest point
     // stood a quarter of the map's width above the lowest, so that slopes read at any height
     // range.
@@ -229,22 +255,22 @@ fn render_rgb(heights: &[f32], side: usize, scale: usize) -> (usize, Vec<u8>) {
         let (az, alt) = (315f32.to_radians(), 45f32.to_radians());
         [alt.cos() * az.sin(), -alt.cos() * az.cos(), alt.sin()]
     };
-    let cell = 2.0 * max / (0.25 * out as f32);
-    let mut rgb = Vec::with_capacity(out * out * 3);
-    for y in 0..out {
-        for x in 0..out {
-            let at = |yy: usize, xx: usize| big[yy.min(out - 1) * out + xx.min(out - 1)];
+    let cell = 2.0 * max / (0.25 * out_w.min(out_h) as f32);
+    let mut rgb = Vec::with_capacity(out_w * out_h * 3);
+    for y in 0..out_h {
+        for x in 0..out_w {
+            let at = |yy: usize, xx: usize| big[yy.min(out_h - 1) * out_w + xx.min(out_w - 1)];
             let dzdx = (at(y, x + 1) - at(y, x.saturating_sub(1))) / (2.0 * cell);
             let dzdy = (at(y + 1, x) - at(y.saturating_sub(1), x)) / (2.0 * cell);
             let n = [-dzdx, -dzdy, 1.0];
             let len = (n[0] * n[0] + n[1] * n[1] + 1.0).sqrt();
             let shade = ((n[0] * light[0] + n[1] * light[1] + n[2] * light[2]) / len).max(0.0);
-            let c = tint(big[y * out + x] / max);
+            let c = hypsometric_tint(big[y * out_w + x] / max);
             let lit = 0.35 + 0.65 * shade;
             rgb.extend(c.map(|v| ((v * lit).clamp(0.0, 1.0) * 255.0).round() as u8));
         }
     }
-    (out, rgb)
+    rgb
 }
 
 #[cfg(test)]
