@@ -268,6 +268,16 @@ impl StableDiffusion {
         self.scheduler = scheduler;
     }
 
+    /// The scheduler.
+    pub fn scheduler_mut(&mut self) -> &mut dyn Scheduler {
+        self.scheduler.as_mut()
+    }
+
+    /// The UNet.
+    pub fn unet(&self) -> &UNet2DCondition {
+        &self.unet
+    }
+
     /// The VAE.
     pub fn vae(&self) -> &AutoencoderKl {
         &self.vae
@@ -457,21 +467,41 @@ impl StableDiffusion {
     }
 
     fn decode(&self, latents: Tensor<4>, height: usize, width: usize) -> Result<Image> {
+        let image = self.decode_latents(latents)?.pop();
+        match image {
+            Some(img) if img.height == height && img.width == width => Ok(img),
+            _ => Err(Error::invalid_argument("image", format!("not decoded at {height}x{width}"))),
+        }
+    }
+
+    /// Images from latents `[n, c, h, w]` as the scheduler leaves them (the VAE's scaling
+    /// factor is undone here): decoded, mapped from `[-1, 1]` to `[0, 1]` and clamped, as
+    /// diffusers' `output_type="np"`.
+    pub fn decode_latents(&self, latents: Tensor<4>) -> Result<Vec<Image>> {
+        let n = latents.dims()[0];
         let flat =
             latents.clone().into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
         let img = self.vae.decode(latents / self.vae.config().scaling_factor)?;
         let img = (img / 2.0 + 0.5).clamp(0.0, 1.0);
         let [_, c, h, w] = img.dims();
-        let chw = img.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-        if c != 3 || h != height || w != width || chw.len() != 3 * h * w {
-            return Err(Error::invalid_argument("image", format!("decoded [{c}, {h}, {w}]")));
+        let nchw = img.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+        if c != 3 || nchw.len() != n * 3 * h * w || n == 0 {
+            return Err(Error::invalid_argument("image", format!("decoded [{n}, {c}, {h}, {w}]")));
         }
-        let mut pixels = vec![0f32; chw.len()];
-        for ch in 0..3 {
-            for i in 0..h * w {
-                pixels[i * 3 + ch] = chw[ch * h * w + i];
-            }
-        }
-        Ok(Image { pixels, height, width, latents: flat })
+        let per_latent = flat.len() / n;
+        let images = nchw
+            .chunks_exact(3 * h * w)
+            .zip(flat.chunks_exact(per_latent))
+            .map(|(chw, lat)| {
+                let mut pixels = vec![0f32; chw.len()];
+                for ch in 0..3 {
+                    for i in 0..h * w {
+                        pixels[i * 3 + ch] = chw[ch * h * w + i];
+                    }
+                }
+                Image { pixels, height: h, width: w, latents: lat.to_vec() }
+            })
+            .collect();
+        Ok(images)
     }
 }

@@ -173,8 +173,12 @@ impl Attention {
     }
 }
 
+/// diffusers' `BasicTransformerBlock` with layer norms: self-attention, a second attention
+/// (cross-attention on a context, or self-attention again), and a GEGLU feed-forward, each
+/// pre-normed and residual. The spatial transformers use it with text as the context;
+/// AnimateDiff's temporal transformers (`aigc-video`) with none and sinusoidal positions.
 #[derive(Debug, Clone)]
-struct TransformerBlock {
+pub struct TransformerBlock {
     norm1: LayerNorm,
     attn1: Attention,
     norm2: LayerNorm,
@@ -182,6 +186,63 @@ struct TransformerBlock {
     norm3: LayerNorm,
     ff_in: QLinear,
     ff_out: QLinear,
+}
+
+impl TransformerBlock {
+    /// Loads `{prefix}.norm1/attn1/norm2/attn2/norm3/ff` of width `d` with `heads` heads; the
+    /// second attention's context width and the feed-forward's inner width come from the
+    /// weights' shapes.
+    pub fn load(
+        w: &WeightLoader<'_>,
+        src: &dyn TensorSource,
+        prefix: &str,
+        d: usize,
+        heads: usize,
+    ) -> Result<Self> {
+        if heads == 0 || !d.is_multiple_of(heads) {
+            return Err(Error::invalid_argument(
+                "heads",
+                format!("{prefix}: {d} channels in {heads} heads"),
+            ));
+        }
+        let b = prefix;
+        let ctx = shape(src, &format!("{b}.attn2.to_k.weight"))?[1];
+        let inner = shape(src, &format!("{b}.ff.net.2.weight"))?[1];
+        Ok(Self {
+            norm1: LayerNorm::load(w, &format!("{b}.norm1"), d, 1e-5),
+            attn1: Attention::load(w, &format!("{b}.attn1"), d, d, heads),
+            norm2: LayerNorm::load(w, &format!("{b}.norm2"), d, 1e-5),
+            attn2: Attention::load(w, &format!("{b}.attn2"), d, ctx, heads),
+            norm3: LayerNorm::load(w, &format!("{b}.norm3"), d, 1e-5),
+            ff_in: w.linear(&format!("{b}.ff.net.0.proj"), d, 2 * inner, true),
+            ff_out: w.linear(&format!("{b}.ff.net.2"), inner, d, true),
+        })
+    }
+
+    /// `s` (`[batch, tokens, d]`) through the block. The second attention reads `context`
+    /// (`[batch, keys, width]`), or with `None` the normed states again (diffusers'
+    /// `double_self_attention`). `positions` (`[1, tokens, d]`), when given, is added to the
+    /// normed states before each attention (`positional_embeddings="sinusoidal"`).
+    pub fn forward(
+        &self,
+        mut s: Tensor<3>,
+        context: Option<&Tensor<3>>,
+        positions: Option<&Tensor<3>>,
+    ) -> Tensor<3> {
+        let place = |n: Tensor<3>| match positions {
+            Some(p) => n + p.clone(),
+            None => n,
+        };
+        let n1 = place(self.norm1.forward(s.clone()));
+        s = s + self.attn1.forward(n1.clone(), n1);
+        let n2 = place(self.norm2.forward(s.clone()));
+        let ctx = context.cloned().unwrap_or_else(|| n2.clone());
+        s = s + self.attn2.forward(n2, ctx);
+        let f = self.ff_in.forward(self.norm3.forward(s.clone()));
+        let inner = f.dims()[2] / 2;
+        let (hidden, gate) = (f.clone().narrow(2, 0, inner), f.narrow(2, inner, inner));
+        s + self.ff_out.forward(hidden * activation::gelu(gate))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -216,24 +277,12 @@ impl SpatialTransformer {
             }
         };
         let mut blocks = Vec::new();
-        let mut i = 0;
-        while src.tensor_info(&format!("{p}.transformer_blocks.{i}.norm1.weight")).is_some() {
-            let b = format!("{p}.transformer_blocks.{i}");
-            let ctx = shape(src, &format!("{b}.attn2.to_k.weight"))?[1];
-            let inner = shape(src, &format!("{b}.ff.net.2.weight"))?[1];
-            blocks.push(TransformerBlock {
-                norm1: LayerNorm::load(w, &format!("{b}.norm1"), d, 1e-5),
-                attn1: Attention::load(w, &format!("{b}.attn1"), d, d, heads),
-                norm2: LayerNorm::load(w, &format!("{b}.norm2"), d, 1e-5),
-                attn2: Attention::load(w, &format!("{b}.attn2"), d, ctx, heads),
-                norm3: LayerNorm::load(w, &format!("{b}.norm3"), d, 1e-5),
-                ff_in: w.linear(&format!("{b}.ff.net.0.proj"), d, 2 * inner, true),
-                ff_out: w.linear(&format!("{b}.ff.net.2"), inner, d, true),
-            });
-            i += 1;
-        }
-        if d % heads != 0 {
-            return Err(Error::invalid_argument("heads", format!("{d} channels in {heads} heads")));
+        while src
+            .tensor_info(&format!("{p}.transformer_blocks.{}.norm1.weight", blocks.len()))
+            .is_some()
+        {
+            let b = format!("{p}.transformer_blocks.{}", blocks.len());
+            blocks.push(TransformerBlock::load(w, src, &b, d, heads)?);
         }
         Ok(Self {
             norm: GroupNorm::load(w, &format!("{p}.norm"), cfg.norm_num_groups, d, 1e-6),
@@ -252,13 +301,7 @@ impl SpatialTransformer {
             Proj::Linear(l) => l.forward(to_seq(normed)),
         };
         for blk in &self.blocks {
-            let n1 = blk.norm1.forward(s.clone());
-            s = s + blk.attn1.forward(n1.clone(), n1);
-            s = s.clone() + blk.attn2.forward(blk.norm2.forward(s), ctx.clone());
-            let f = blk.ff_in.forward(blk.norm3.forward(s.clone()));
-            let inner = f.dims()[2] / 2;
-            let (hidden, gate) = (f.clone().narrow(2, 0, inner), f.narrow(2, inner, inner));
-            s = s + blk.ff_out.forward(hidden * activation::gelu(gate));
+            s = blk.forward(s, Some(ctx), None);
         }
         let out = match &self.proj_out {
             Proj::Conv(conv) => conv.forward(s.swap_dims(1, 2).reshape([b, c, h, w])),
@@ -352,9 +395,11 @@ impl UNet2DCondition {
         Self::load(&file, cfg, device)
     }
 
-    /// Loads the weights from `src` (diffusers names).
+    /// Loads the weights from `src` (diffusers names). AnimateDiff's motion modules
+    /// (`*.motion_modules.*`, present when `src` is a saved `UNetMotionModel`) are left for
+    /// `aigc-video` to load from the same source; every other tensor must be used.
     pub fn load(src: &dyn TensorSource, cfg: UnetConfig, device: &Device) -> Result<Self> {
-        let w = WeightLoader::new(src, device);
+        let w = WeightLoader::new(src, device).ignore(|n| n.contains(".motion_modules."));
         let cin = shape(src, "conv_in.weight")?;
         let [c0, in_ch, ..] = cin[..] else {
             return Err(Error::tensor("conv_in.weight", "is not 4-D"));
@@ -437,6 +482,20 @@ impl UNet2DCondition {
         timesteps: &[f32],
         context: &Tensor<3>,
     ) -> Result<Tensor<4>> {
+        self.forward_with(sample, timesteps, context, &mut |_, x| Ok(x))
+    }
+
+    /// [`forward`](Self::forward) with `hook` applied to the activations at every
+    /// [`UnetSite`], in order (down levels, mid block, up levels): what it returns goes on
+    /// through the UNet. Models that extend the UNet with layers of their own between its
+    /// blocks (AnimateDiff's motion modules in `aigc-video`) run them here.
+    pub fn forward_with(
+        &self,
+        sample: Tensor<4>,
+        timesteps: &[f32],
+        context: &Tensor<3>,
+        hook: &mut dyn FnMut(UnetSite, Tensor<4>) -> Result<Tensor<4>>,
+    ) -> Result<Tensor<4>> {
         let [b, c, h, wd] = sample.dims();
         let f = 1 << (self.cfg.levels - 1);
         if c != self.cfg.in_channels
@@ -458,12 +517,13 @@ impl UNet2DCondition {
         let temb = linear_2d(&self.time.1, silu(linear_2d(&self.time.0, t)));
         let mut x = self.conv_in.forward(sample);
         let mut skips = vec![x.clone()];
-        for blk in &self.down {
-            for (j, r) in blk.resnets.iter().enumerate() {
+        for (level, blk) in self.down.iter().enumerate() {
+            for (layer, r) in blk.resnets.iter().enumerate() {
                 x = r.forward(x, &temb);
-                if let Some(a) = blk.attentions.get(j) {
+                if let Some(a) = blk.attentions.get(layer) {
                     x = a.forward(x, context);
                 }
+                x = hook(UnetSite::Down { level, layer }, x)?;
                 skips.push(x.clone());
             }
             if let Some(conv) = &blk.resample {
@@ -473,16 +533,18 @@ impl UNet2DCondition {
         }
         x = self.mid.0.forward(x, &temb);
         x = self.mid.1.forward(x, context);
+        x = hook(UnetSite::Mid { layer: 0 }, x)?;
         x = self.mid.2.forward(x, &temb);
-        for blk in &self.up {
-            for (j, r) in blk.resnets.iter().enumerate() {
+        for (level, blk) in self.up.iter().enumerate() {
+            for (layer, r) in blk.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| {
                     Error::unsupported("UNet layout", "fewer skips than up resnets")
                 })?;
                 x = r.forward(aigc_core::layers::cat_channels(x, skip), &temb);
-                if let Some(a) = blk.attentions.get(j) {
+                if let Some(a) = blk.attentions.get(layer) {
                     x = a.forward(x, context);
                 }
+                x = hook(UnetSite::Up { level, layer }, x)?;
             }
             if let Some(conv) = &blk.resample {
                 x = conv.forward(aigc_core::layers::upsample_nearest2x(x));
@@ -490,4 +552,32 @@ impl UNet2DCondition {
         }
         Ok(self.conv_out.forward_normed(x, &self.norm_out, None, true, None))
     }
+}
+
+/// A place between the UNet's layers where [`UNet2DCondition::forward_with`] calls its hook
+/// (where AnimateDiff inserts a motion module): after each resnet of a down or up level,
+/// and after its spatial transformer when the level has them; in the mid block after the
+/// transformer, before the second resnet. Levels count from the top (`Down { level: 0 }` is
+/// the full resolution, `Up { level: 0 }` the lowest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnetSite {
+    /// In down level `level`, after its resnet `layer`.
+    Down {
+        /// The down level.
+        level: usize,
+        /// The resnet within it.
+        layer: usize,
+    },
+    /// In the mid block, after its transformer `layer`.
+    Mid {
+        /// The transformer within it.
+        layer: usize,
+    },
+    /// In up level `level`, after its resnet `layer`.
+    Up {
+        /// The up level.
+        level: usize,
+        /// The resnet within it.
+        layer: usize,
+    },
 }
