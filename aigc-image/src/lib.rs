@@ -8,6 +8,8 @@
 //!   16-bit and shaded PNG output.
 //! - [`mesh`]: heightmaps as triangle meshes with normals and height colours, written as
 //!   binary glTF (`.glb`) or Wavefront OBJ.
+//! - [`world`]: game worlds fetched tile by tile from a seed, seamless across tiles (the
+//!   package's overlapping-window sampler on a fixed lattice), difficulty per tile.
 
 pub mod adm;
 pub mod mesh;
@@ -17,5 +19,6 @@ pub mod png;
 pub mod terrain;
 pub mod unet;
 pub mod vae;
+pub mod world;
 
 pub use aigc_core::{Error, Result};

@@ -1,0 +1,209 @@
+//! A game world from the terrain consistency model: `WxH` tiles fetched from a world seed,
+//! blended seamlessly across tiles (overlapping windows as the package's tiled sampler
+//! blends them), difficulty per tile, rendered as one shaded PNG.
+//!
+//! ```text
+//! cargo run --release -p aigc-image --example game_world -- --seed 7 --tiles 4x4 --out world.png
+//! ```
+//!
+//! Prints the seam figure: the mean absolute height step between neighbouring samples across
+//! tile edges and inside tiles. The model is fetched with `scripts/fetch-models.sh` on first
+//! use.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aigc_core::models;
+use aigc_image::terrain::{TerrainModel, render_heights_rgb};
+use aigc_image::world::{DEFAULT_OVERLAP, World, seam_stats};
+use aigc_image::{npy, png};
+
+const USAGE: &str = "usage: game_world [--seed S] [--tiles WxH] [--at X,Y] [--difficulty D|A-B]
+                  [--overlap N] [--scale K] [--out FILE.png] [--out-npy FILE.npy]
+                  [--model PATH|ID] [--device NAME]
+
+  --seed        the world seed (default 0)
+  --tiles       how many tiles across and down (default 4x4)
+  --at          the first tile (default 0,0; negative tiles exist too)
+  --difficulty  1..100 on every tile, or A-B rising from the west edge to the east
+                (default 20-80)
+  --overlap     samples shared by neighbouring model windows, 0..127 (default 32: tiles of 96)
+  --scale       the PNG's pixels per sample (default 2)
+  --out         shaded colour rendering (default world.png)
+  --out-npy     the heights, float32 .npy [rows, columns]
+  --device      flex (default), ndarray, wgpu, cuda (as compiled in); or set AIGC_DEVICE";
+
+struct Args {
+    seed: u64,
+    tiles: (usize, usize),
+    at: (i32, i32),
+    difficulty: (u32, u32),
+    overlap: usize,
+    scale: usize,
+    out: PathBuf,
+    out_npy: Option<PathBuf>,
+    model: String,
+    device: Option<String>,
+}
+
+fn pair<T: std::str::FromStr>(name: &str, v: &str, sep: char) -> Result<(T, T), String> {
+    let bad = || format!("{name}: `{v}` is not two numbers separated by `{sep}`");
+    let (a, b) = v.split_once(sep).ok_or_else(bad)?;
+    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        seed: 0,
+        tiles: (4, 4),
+        at: (0, 0),
+        difficulty: (20, 80),
+        overlap: DEFAULT_OVERLAP,
+        scale: 2,
+        out: PathBuf::from("world.png"),
+        out_npy: None,
+        model: "terrain-consistency-unet".into(),
+        device: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
+        }
+        match flag.as_str() {
+            "--seed" => args.seed = num("--seed", value("--seed")?)?,
+            "--tiles" => args.tiles = pair("--tiles", &value("--tiles")?.to_lowercase(), 'x')?,
+            "--at" => args.at = pair("--at", &value("--at")?, ',')?,
+            "--difficulty" => {
+                let v = value("--difficulty")?;
+                args.difficulty = match v.contains('-') {
+                    true => pair("--difficulty", &v, '-')?,
+                    false => {
+                        let d = num("--difficulty", v)?;
+                        (d, d)
+                    }
+                };
+            }
+            "--overlap" => args.overlap = num("--overlap", value("--overlap")?)?,
+            "--scale" => args.scale = num("--scale", value("--scale")?)?,
+            "--out" => args.out = value("--out")?.into(),
+            "--out-npy" => args.out_npy = Some(value("--out-npy")?.into()),
+            "--model" => args.model = value("--model")?,
+            "--device" => args.device = Some(value("--device")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let (a, b) = args.difficulty;
+    if !(1..=100).contains(&a) || !(1..=100).contains(&b) {
+        return Err("--difficulty must be between 1 and 100".into());
+    }
+    if args.tiles.0 == 0 || args.tiles.1 == 0 || args.scale == 0 {
+        return Err("--tiles and --scale must be at least 1".into());
+    }
+    Ok(args)
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let err = |e: aigc_core::Error| e.to_string();
+    let device = aigc_core::device::device_from_arg_or_env(args.device.as_deref()).map_err(err)?;
+    let model = TerrainModel::open(
+        models::resolve_or_fetch(&args.model).map_err(|e| e.to_string())?,
+        &device,
+    )
+    .map_err(err)?;
+    let ((w, h), (x0, y0), (d0, d1)) = (args.tiles, args.at, args.difficulty);
+    // Difficulty rises from the west edge of the requested tiles to the east edge.
+    let difficulty = move |x: i32, _y: i32| {
+        let t = if w > 1 { (x - x0).clamp(0, w as i32 - 1) as f32 / (w - 1) as f32 } else { 0.0 };
+        (d0 as f32 + (d1 as f32 - d0 as f32) * t).round() as u32
+    };
+    let mut world =
+        World::new(model, args.seed, difficulty).with_overlap(args.overlap).map_err(err)?;
+    let start = Instant::now();
+    let field = world
+        .region(x0, y0, w, h, |done, total| {
+            let width = 30;
+            let filled = width * done / total;
+            eprint!(
+                "\rdenoising windows [{}{}] {done}/{total} {:.1}s",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                start.elapsed().as_secs_f32()
+            );
+            let _ = std::io::stderr().flush();
+        })
+        .map_err(err)?;
+    eprintln!();
+    let seconds = start.elapsed().as_secs_f32();
+    let rgb =
+        render_heights_rgb(&field.heights, field.width, field.height, args.scale).map_err(err)?;
+    png::write_rgb8(&args.out, field.width * args.scale, field.height * args.scale, &rgb)
+        .map_err(err)?;
+    if let Some(path) = &args.out_npy {
+        npy::write_f32(path, &[field.height, field.width], &field.heights).map_err(err)?;
+    }
+    let tile = world.tile_size();
+    let seams = seam_stats(&field, tile).map_err(err)?;
+    let (lo, hi) =
+        field.heights.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    println!(
+        "{w}x{h} tiles of {tile} ({}x{} samples), seed {}, difficulty {d0}..{d1}: {seconds:.1}s; \
+         heights {lo:.3}..{hi:.3}",
+        field.width, field.height, args.seed
+    );
+    println!(
+        "mean |step| between neighbours: across tile edges {:.5} ({} pairs), inside tiles {:.5} \
+         ({} pairs), ratio {:.3}",
+        seams.boundary,
+        seams.boundary_pairs,
+        seams.inside,
+        seams.inside_pairs,
+        seams.boundary / seams.inside
+    );
+    // Where the steps are, by position in the tile (horizontal and vertical pairs together):
+    // the cross-fades are the first `overlap` samples of each tile.
+    let mut by_offset = vec![(0f64, 0usize); tile];
+    let at = |r: usize, c: usize| field.heights[r * field.width + c];
+    for r in 0..field.height {
+        for c in 0..field.width {
+            if c + 1 < field.width {
+                let e = &mut by_offset[c % tile];
+                *e = (e.0 + (at(r, c + 1) - at(r, c)).abs() as f64, e.1 + 1);
+            }
+            if r + 1 < field.height {
+                let e = &mut by_offset[r % tile];
+                *e = (e.0 + (at(r + 1, c) - at(r, c)).abs() as f64, e.1 + 1);
+            }
+        }
+    }
+    let mean: Vec<f64> = by_offset.iter().map(|(s, n)| s / (*n).max(1) as f64).collect();
+    let band = args.overlap.min(tile);
+    let avg = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    println!(
+        "by position in the tile: cross-fade (offsets 0..{band}) {:.5}, rest {:.5}, largest {:.5} \
+         at offset {}",
+        avg(&mean[..band]),
+        avg(&mean[band..tile - 1]),
+        mean[..tile - 1].iter().copied().fold(0.0, f64::max),
+        (0..tile - 1).max_by(|&a, &b| mean[a].total_cmp(&mean[b])).unwrap_or(0)
+    );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
