@@ -33,8 +33,10 @@
 //!   llama.cpp's order), the token budget and stop strings.
 //! - Architectures: [`llama`] (Llama 2/3, SmolLM2, Mistral, Qwen2, Qwen3) and [`gemma3`].
 //! - [`tokenizer`]: from `tokenizer.json` or rebuilt from GGUF metadata; [`chat`]: templates.
+//! - [`code`]: code completion (fill-in-the-middle prompts, stops at the end of the block).
 
 pub mod chat;
+pub mod code;
 pub mod config;
 pub mod decoder;
 pub mod error;
