@@ -19,8 +19,9 @@ fn smollm2() -> Option<MutexGuard<'static, Generator>> {
     slot.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Greedy, plain prefix (SmolLM2 has no FIM tokens): the body of a Python function with a
-/// docstring, cut where the indentation returns to the `def`'s level.
+/// Greedy, with the instruct prompt (what `Auto` picks: SmolLM2 has a chat template and no
+/// FIM tokens) and the plain prefix: the body of a Python function with a docstring, cut
+/// where the indentation returns to the `def`'s level.
 #[test]
 fn smollm2_completes_a_python_function() {
     let Some(mut g) = smollm2() else { return };
@@ -28,22 +29,30 @@ fn smollm2_completes_a_python_function() {
     assert!(end_token_stops(g.tokenizer()).contains(&"<file_sep>".to_string()));
 
     let prefix = "def is_prime(n):\n    \"\"\"Return True if n is a prime number.\"\"\"\n";
-    let out =
-        complete_code(&mut g, prefix, None, &CodeParams::greedy(Language::Python, 96)).unwrap();
-    eprintln!("{prefix}{}[{}]", out.text, out.finish_reason.as_str());
-    assert_eq!(out.mode, PromptMode::Prefix);
-    assert_eq!(out.finish_reason, CodeFinishReason::BlockEnd, "{:?}", out.raw);
-    assert!(out.ids.len() < 96);
-    // A body: every line indented under the `def`, ending with a newline, with returns.
-    assert!(out.text.ends_with('\n'), "{:?}", out.text);
-    assert!(
-        out.text.lines().all(|l| l.trim().is_empty() || l.starts_with("    ")),
-        "{:?}",
-        out.text
-    );
-    assert!(out.text.contains("return False") && out.text.contains("return True"), "{}", out.text);
-    // The model went on past the block; none of that is returned.
-    assert!(out.raw.len() > out.text.len());
+    for (mode, want) in
+        [(PromptMode::Auto, PromptMode::Instruct), (PromptMode::Prefix, PromptMode::Prefix)]
+    {
+        let params = CodeParams { mode, ..CodeParams::greedy(Language::Python, 96) };
+        let out = complete_code(&mut g, prefix, None, &params).unwrap();
+        eprintln!("{prefix}{}[{} {}]", out.text, out.mode.as_str(), out.finish_reason.as_str());
+        assert_eq!(out.mode, want);
+        assert_eq!(out.finish_reason, CodeFinishReason::BlockEnd, "{:?}", out.raw);
+        assert!(out.ids.len() < 96);
+        // A body: every line indented under the `def`, ending with a newline, with returns.
+        assert!(out.text.ends_with('\n'), "{:?}", out.text);
+        assert!(
+            out.text.lines().all(|l| l.trim().is_empty() || l.starts_with("    ")),
+            "{:?}",
+            out.text
+        );
+        assert!(
+            out.text.contains("return False") && out.text.contains("return True"),
+            "{}",
+            out.text
+        );
+        // The model went on past the block; none of that is returned.
+        assert!(out.raw.len() > out.text.len());
+    }
 }
 
 /// The Rust rule on the same model: the completion ends at the `}` closing the function.
