@@ -16,12 +16,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use aigc_core::models;
+use aigc_image::terrain::NATIVE_SIZE;
 use aigc_image::terrain::{TerrainModel, render_heights_rgb};
 use aigc_image::world::{DEFAULT_OVERLAP, World, seam_stats};
 use aigc_image::{npy, png};
 
 const USAGE: &str = "usage: game_world [--seed S] [--tiles WxH] [--at X,Y] [--difficulty D|A-B]
-                  [--overlap N] [--scale K] [--out FILE.png] [--out-npy FILE.npy]
+                  [--overlap N] [--tile N] [--scale K] [--out FILE.png] [--out-npy FILE.npy]
                   [--model PATH|ID] [--device NAME]
 
   --seed        the world seed (default 0)
@@ -29,7 +30,10 @@ const USAGE: &str = "usage: game_world [--seed S] [--tiles WxH] [--at X,Y] [--di
   --at          the first tile (default 0,0; negative tiles exist too)
   --difficulty  1..100 on every tile, or A-B rising from the west edge to the east
                 (default 20-80)
-  --overlap     samples shared by neighbouring model windows, 0..127 (default 32: tiles of 96)
+  --overlap     samples shared by neighbouring model windows, 0..127 (default 64; the
+                package's tiled sampler uses 32)
+  --tile        tile side, a multiple of 128 - overlap (default 128, or 128 - overlap when
+                that does not divide 128)
   --scale       the PNG's pixels per sample (default 2)
   --out         shaded colour rendering (default world.png)
   --out-npy     the heights, float32 .npy [rows, columns]
@@ -41,6 +45,7 @@ struct Args {
     at: (i32, i32),
     difficulty: (u32, u32),
     overlap: usize,
+    tile: Option<usize>,
     scale: usize,
     out: PathBuf,
     out_npy: Option<PathBuf>,
@@ -61,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         at: (0, 0),
         difficulty: (20, 80),
         overlap: DEFAULT_OVERLAP,
+        tile: None,
         scale: 2,
         out: PathBuf::from("world.png"),
         out_npy: None,
@@ -88,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
                 };
             }
             "--overlap" => args.overlap = num("--overlap", value("--overlap")?)?,
+            "--tile" => args.tile = Some(num("--tile", value("--tile")?)?),
             "--scale" => args.scale = num("--scale", value("--scale")?)?,
             "--out" => args.out = value("--out")?.into(),
             "--out-npy" => args.out_npy = Some(value("--out-npy")?.into()),
@@ -121,8 +128,11 @@ fn run(args: Args) -> Result<(), String> {
         let t = if w > 1 { (x - x0).clamp(0, w as i32 - 1) as f32 / (w - 1) as f32 } else { 0.0 };
         (d0 as f32 + (d1 as f32 - d0 as f32) * t).round() as u32
     };
+    let stride = NATIVE_SIZE.saturating_sub(args.overlap).max(1);
+    let tile =
+        args.tile.unwrap_or(if NATIVE_SIZE.is_multiple_of(stride) { NATIVE_SIZE } else { stride });
     let mut world =
-        World::new(model, args.seed, difficulty).with_overlap(args.overlap).map_err(err)?;
+        World::new(model, args.seed, difficulty).with_layout(args.overlap, tile).map_err(err)?;
     let start = Instant::now();
     let field = world
         .region(x0, y0, w, h, |done, total| {
@@ -164,32 +174,33 @@ fn run(args: Args) -> Result<(), String> {
         seams.inside_pairs,
         seams.boundary / seams.inside
     );
-    // Where the steps are, by position in the tile (horizontal and vertical pairs together):
-    // the cross-fades are the first `overlap` samples of each tile.
-    let mut by_offset = vec![(0f64, 0usize); tile];
+    // Whether the window lattice shows: steps by position between window starts (horizontal
+    // and vertical pairs together). A cross-fade that ramps between windows that disagree
+    // raises the steps at some offsets; a flat profile means the lattice does not show.
+    let stride = world.stride();
+    let mut by_offset = vec![(0f64, 0usize); stride];
     let at = |r: usize, c: usize| field.heights[r * field.width + c];
     for r in 0..field.height {
         for c in 0..field.width {
             if c + 1 < field.width {
-                let e = &mut by_offset[c % tile];
+                let e = &mut by_offset[c % stride];
                 *e = (e.0 + (at(r, c + 1) - at(r, c)).abs() as f64, e.1 + 1);
             }
             if r + 1 < field.height {
-                let e = &mut by_offset[r % tile];
+                let e = &mut by_offset[r % stride];
                 *e = (e.0 + (at(r + 1, c) - at(r, c)).abs() as f64, e.1 + 1);
             }
         }
     }
     let mean: Vec<f64> = by_offset.iter().map(|(s, n)| s / (*n).max(1) as f64).collect();
-    let band = args.overlap.min(tile);
-    let avg = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let (lo, hi) = mean.iter().fold((f64::MAX, 0f64), |(a, b), &m| (a.min(m), b.max(m)));
+    let peak = (0..stride).max_by(|&a, &b| mean[a].total_cmp(&mean[b])).unwrap_or(0);
     println!(
-        "by position in the tile: cross-fade (offsets 0..{band}) {:.5}, rest {:.5}, largest {:.5} \
-         at offset {}",
-        avg(&mean[..band]),
-        avg(&mean[band..tile - 1]),
-        mean[..tile - 1].iter().copied().fold(0.0, f64::max),
-        (0..tile - 1).max_by(|&a, &b| mean[a].total_cmp(&mean[b])).unwrap_or(0)
+        "steps by offset from the window lattice (stride {stride}): {lo:.5}..{hi:.5}, \
+         largest at offset {peak} ({:.2}x the mean step)",
+        hi / ((seams.boundary * seams.boundary_pairs as f64
+            + seams.inside * seams.inside_pairs as f64)
+            / (seams.boundary_pairs + seams.inside_pairs).max(1) as f64)
     );
     println!("wrote {}", args.out.display());
     Ok(())

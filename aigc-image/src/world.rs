@@ -11,14 +11,12 @@
 //!   so two windows that overlap see the same noise there, as on the package's canvas;
 //! - windows lie on a fixed lattice, where the package's sampler puts them on a canvas that
 //!   starts at world sample 0: window `(i, j)` covers the 128x128 samples from
-//!   `(i * stride, j * stride)`, with `stride = 128 - overlap` (the package's default overlap
-//!   is 32, so a stride of 96);
-//! - tile `(tx, ty)` is the `stride`x`stride` block from the start of window `(tx, ty)`, and
-//!   that window is conditioned on the tile's difficulty. A tile edge is where the next window
-//!   begins: there the incoming window's weight is still at its `1e-3` floor, so cutting the
-//!   world there adds no step. Each cross-fade (the first `overlap` rows and columns of a
-//!   tile) lies inside one tile, and a change of difficulty between tiles is blended across
-//!   it;
+//!   `(i * stride, j * stride)`, with `stride = 128 - overlap`;
+//! - tiles are blocks of a whole number of strides, tile `(tx, ty)` starting at world sample
+//!   `(tx * tile_size, ty * tile_size)`, so a tile edge is always where a window begins:
+//!   there the incoming window's weight is still at its `1e-3` floor, and cutting the world
+//!   there adds no step. Each window is conditioned on the difficulty of the tile its first
+//!   sample lies in, so a change of difficulty between tiles is blended across a cross-fade;
 //! - a pixel's height is the weighted mean of the windows covering it, summed in one fixed
 //!   order, each window denoised alone (batch of one).
 //!
@@ -27,6 +25,13 @@
 //! is bit-identical whenever it is fetched, and two tiles that meet continue one surface across
 //! their shared edge. Heights are the package's transform without its per-canvas zero floor
 //! (a floor per tile would step at every edge): `0..HEIGHT_RANGE` in world units.
+//!
+//! The overlap: with the package's default of 32 samples, neighbouring windows share an
+//! eighth of their noise and often settle on different ground levels, so the blended world
+//! shows the window lattice as plateaus joined by 32-sample ramps (the package's own tiled
+//! output looks the same). Sharing half (an overlap of 64, this module's default) makes
+//! neighbours agree and the lattice disappears, for 2.25 times the windows per area: a tile of
+//! 128x128 costs four windows in a large region (nine alone).
 //!
 //! ```no_run
 //! use aigc_image::terrain::TerrainModel;
@@ -47,8 +52,12 @@ use aigc_core::{Error, Result};
 
 use crate::terrain::{ASINH_SCALE, HEIGHT_RANGE, NATIVE_SIZE, SIGMA_MAX, TerrainModel};
 
-/// The package's default overlap between neighbouring windows.
-pub const DEFAULT_OVERLAP: usize = 32;
+/// The default overlap between neighbouring windows (the package's tiled sampler uses 32;
+/// see the module docs).
+pub const DEFAULT_OVERLAP: usize = 64;
+
+/// The default tile side: two strides of the default overlap, the model's window size.
+pub const DEFAULT_TILE_SIZE: usize = 128;
 
 /// Denoised windows kept by default (each 64 KiB): enough for a game's view of a few tiles
 /// around the player.
@@ -61,6 +70,7 @@ pub struct World<F> {
     seed: u64,
     difficulty: F,
     overlap: usize,
+    tile_size: usize,
     cache: HashMap<(i64, i64), Vec<f32>>,
     order: VecDeque<(i64, i64)>,
     cache_windows: usize,
@@ -80,13 +90,14 @@ pub struct HeightField {
 
 impl<F: Fn(i32, i32) -> u32> World<F> {
     /// A world of `seed` whose tile `(x, y)` has difficulty `difficulty(x, y)` (1..=100), with
-    /// the package's overlap of 32 pixels (tiles of 96x96).
+    /// windows overlapping by [`DEFAULT_OVERLAP`] and tiles of [`DEFAULT_TILE_SIZE`].
     pub fn new(model: TerrainModel, seed: u64, difficulty: F) -> Self {
         Self {
             model,
             seed,
             difficulty,
             overlap: DEFAULT_OVERLAP,
+            tile_size: DEFAULT_TILE_SIZE,
             cache: HashMap::new(),
             order: VecDeque::new(),
             cache_windows: DEFAULT_CACHE_WINDOWS,
@@ -94,16 +105,26 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
         }
     }
 
-    /// The same world with another window overlap (0..128; the tile side becomes
-    /// `128 - overlap`). An overlap of 0 gives independent tiles, which do not meet.
-    pub fn with_overlap(mut self, overlap: usize) -> Result<Self> {
+    /// The same world with windows overlapping by `overlap` samples (0..128; the stride
+    /// between windows is `128 - overlap`) and tiles of `tile_size`, a multiple of the stride.
+    /// An overlap of 0 gives independent windows, which do not meet; `(32, 96)` is the
+    /// package's overlap with one window per tile.
+    pub fn with_layout(mut self, overlap: usize, tile_size: usize) -> Result<Self> {
         if overlap >= NATIVE_SIZE {
             return Err(Error::invalid_argument(
                 "overlap",
                 format!("{overlap} is not between 0 and {}", NATIVE_SIZE - 1),
             ));
         }
+        let stride = NATIVE_SIZE - overlap;
+        if tile_size == 0 || !tile_size.is_multiple_of(stride) || tile_size > 1 << 16 {
+            return Err(Error::invalid_argument(
+                "tile_size",
+                format!("{tile_size} is not a multiple of the stride {stride} (up to 65536)"),
+            ));
+        }
         self.overlap = overlap;
+        self.tile_size = tile_size;
         self.cache.clear();
         self.order.clear();
         Ok(self)
@@ -126,8 +147,18 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
         self.seed
     }
 
-    /// The side of a tile in samples (`128 - overlap`).
+    /// The side of a tile in samples.
     pub fn tile_size(&self) -> usize {
+        self.tile_size
+    }
+
+    /// The samples neighbouring windows share.
+    pub fn overlap(&self) -> usize {
+        self.overlap
+    }
+
+    /// The distance between neighbouring windows' starts (`128 - overlap`).
+    pub fn stride(&self) -> usize {
         NATIVE_SIZE - self.overlap
     }
 
@@ -185,7 +216,7 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
         }
         let (xs, ys) = (self.windows_over(x0, width), self.windows_over(y0, height));
         let total = xs.clone().count() * ys.clone().count();
-        let stride = self.tile_size() as i64;
+        let stride = self.stride() as i64;
         let mut sum = vec![0f32; width * height];
         let mut weight = vec![0f32; width * height];
         let mut done = 0;
@@ -217,7 +248,7 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
 
     /// The window indices along one axis whose 128 samples meet `[start, start + len)`.
     fn windows_over(&self, start: i64, len: usize) -> std::ops::RangeInclusive<i64> {
-        let (s, n) = (self.tile_size() as i64, NATIVE_SIZE as i64);
+        let (s, n) = (self.stride() as i64, NATIVE_SIZE as i64);
         // Window i covers p when i s <= p < i s + n.
         let first = -((-(start - n + 1)).div_euclid(s)); // ceil
         let last = (start + len as i64 - 1).div_euclid(s);
@@ -229,13 +260,14 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
         if let Some(v) = self.cache.get(&(i, j)) {
             return Ok(v.clone());
         }
-        let stride = self.tile_size() as i64;
+        let (stride, tile_size) = (self.stride() as i64, self.tile_size as i64);
         let (wx, wy) = (i * stride, j * stride);
         let tile = |t: i64| {
             i32::try_from(t)
                 .map_err(|_| Error::invalid_argument("tile", format!("{t} is off the world")))
         };
-        let difficulty = (self.difficulty)(tile(i)?, tile(j)?);
+        let difficulty =
+            (self.difficulty)(tile(wx.div_euclid(tile_size))?, tile(wy.div_euclid(tile_size))?);
         let mut noisy = Vec::with_capacity(NATIVE_SIZE * NATIVE_SIZE);
         for r in 0..NATIVE_SIZE as i64 {
             for c in 0..NATIVE_SIZE as i64 {

@@ -16,9 +16,10 @@ fn tiles_are_deterministic_and_seamless() {
     let difficulty = |x: i32, y: i32| (40 + 25 * x + 7 * y).clamp(1, 100) as u32;
 
     // One world asks for tile (1, 0) first, then (0, 0).
-    let mut a = World::new(model.clone(), 11, difficulty);
+    let layout = |w: World<_>| w.with_layout(64, 64).unwrap();
+    let mut a = layout(World::new(model.clone(), 11, difficulty));
     let s = a.tile_size();
-    assert_eq!(s, 96);
+    assert_eq!((s, a.overlap(), a.stride()), (64, 64, 64));
     let a1 = a.tile(1, 0).unwrap();
     let a0 = a.tile(0, 0).unwrap();
     assert_eq!(a.tile(1, 0).unwrap(), a1, "same tile twice");
@@ -27,7 +28,7 @@ fn tiles_are_deterministic_and_seamless() {
 
     // Another asks for both at once, in a region: the same bits.
     let mut windows = 0;
-    let region = World::new(model.clone(), 11, difficulty)
+    let region = layout(World::new(model.clone(), 11, difficulty))
         .region(0, 0, 2, 1, |done, total| windows = windows.max(total).max(done))
         .unwrap();
     assert_eq!(windows, 3 * 2);
@@ -47,7 +48,9 @@ fn tiles_are_deterministic_and_seamless() {
 
     // Another seed is another world.
     let mut other = World::new(model, 12, difficulty).with_cache(0);
-    assert!(other.tile_size() == s && other.seed() == 12);
-    assert!(World::new(other.model().clone(), 12, difficulty).with_overlap(128).is_err());
+    assert!(other.tile_size() == 128 && other.seed() == 12);
+    let new = || World::new(other.model().clone(), 12, difficulty);
+    assert!(new().with_layout(128, 128).is_err() && new().with_layout(64, 100).is_err());
+    assert_eq!(new().with_layout(32, 96).unwrap().tile_size(), 96);
     assert!(other.region(0, 0, 0, 1, |_, _| {}).is_err());
 }
