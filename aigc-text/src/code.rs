@@ -507,7 +507,12 @@ fn finish_text(raw: &str, at: usize) -> String {
 /// Takes the whitespace that was left out of the prompt off the front of `text` (as much of
 /// it as `text` begins with).
 fn strip_trimmed(text: &str, trimmed: &str) -> String {
-    let common = text.bytes().zip(trimmed.bytes()).take_while(|(a, b)| a == b).count();
+    let common: usize = text
+        .chars()
+        .zip(trimmed.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum();
     text[common..].to_string()
 }
 
@@ -787,13 +792,15 @@ fn brace_block_end(prefix: &str, completion: &str, rust: bool) -> Option<usize> 
                 }
                 continue;
             }
-            b'r' if rust && (i == 0 || !ident(i - 1)) || (c == b'b' && rest.starts_with(b"br")) => {
-                let start = if c == b'b' { i + 2 } else { i + 1 };
-                let hashes = b[start..].iter().take_while(|&&h| h == b'#').count();
-                if b.get(start + hashes) == Some(&b'"') && (hashes > 0 || c == b'r' || c == b'b') {
+            // A raw string `r"..."`, `r#"..."#`, `br"..."` (not an identifier ending in r).
+            b'r' if rust
+                && (i == 0 || !ident(i - 1) || (b[i - 1] == b'b' && (i == 1 || !ident(i - 2)))) =>
+            {
+                let hashes = b[i + 1..].iter().take_while(|&&h| h == b'#').count();
+                if b.get(i + 1 + hashes) == Some(&b'"') {
                     let mut close = vec![b'"'];
                     close.extend(std::iter::repeat_n(b'#', hashes));
-                    let body = start + hashes + 1;
+                    let body = i + hashes + 2;
                     i = b[body..]
                         .windows(close.len())
                         .position(|w| w == close.as_slice())
@@ -950,6 +957,9 @@ mod tests {
         let prefix = "fn f<'a>(s: &'a str) -> usize {";
         let body = "\n    let a = \"}\"; let b = '}'; let c = r#\"}\"#; // }\n    /* } /* } */ } */\n    let d = '\\'';\n    a.len()\n}";
         assert_eq!(br(prefix, &format!("{body}\n"), true).as_deref(), Some(body));
+        let prefix = "fn f() -> usize {";
+        let body = "\n    let s = br\"}\\\"; let r = 1; let t = br##\"}\"#\"##; s.len() + r\n}";
+        assert_eq!(br(prefix, &format!("{body}\n"), true).as_deref(), Some(body));
         let prefix = "#define X {\nint f(void) {";
         let body = " char c = '{'; const char *s = \"{\\\"\"; /* { */ // {\n return 0; }";
         assert_eq!(br(prefix, &format!("{body}\n"), false).as_deref(), Some(body));
@@ -966,6 +976,38 @@ mod tests {
         assert_eq!(block_end(Language::Other, "x {", "}}}"), None);
     }
 
+    /// Arbitrary text (quotes, escapes, braces, multi-byte characters, cut anywhere) never
+    /// panics, and a block end is a character boundary inside the completion.
+    #[test]
+    fn block_end_never_panics_on_arbitrary_text() {
+        const PIECES: &[&str] = &[
+            "{", "}", "(", ")", "\"", "'", "\\", "\n", "    ", "\t", ":", "#", "//", "/*", "*/",
+            "r#\"", "\"#", "`", "é", "\u{3000}", "def ", "fn ", "else", "x", ";", "\"\"\"", "b'",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            let text: String = (0..next(40)).map(|_| PIECES[next(PIECES.len())]).collect();
+            let mut split = next(text.len() + 1);
+            while !text.is_char_boundary(split) {
+                split -= 1;
+            }
+            let (prefix, completion) = text.split_at(split);
+            for lang in [Language::Python, Language::Rust, Language::CLike, Language::Other] {
+                if let Some(at) = block_end(lang, prefix, completion) {
+                    assert!(completion.is_char_boundary(at), "{lang:?} {prefix:?} {completion:?}");
+                    let _ = finish_text(completion, at);
+                }
+            }
+            let _ = strip_trimmed(completion, prefix);
+        }
+    }
+
     #[test]
     fn finish_text_ends_at_a_line_end() {
         assert_eq!(finish_text("\n    return a\n\n", 15), "\n    return a\n");
@@ -976,6 +1018,8 @@ mod tests {
         assert_eq!(strip_trimmed("\n    if x:", "\n    "), "if x:");
         assert_eq!(strip_trimmed("\n  if x:", "\n    "), "if x:");
         assert_eq!(strip_trimmed("\n        y", "\n    "), "    y");
+        // Unicode whitespace shares a first byte with other characters.
+        assert_eq!(strip_trimmed("\u{3001}x", "\u{3000}"), "\u{3001}x");
     }
 
     #[test]
