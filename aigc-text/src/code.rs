@@ -231,7 +231,7 @@ pub struct CodeParams {
     pub stop_at_block_end: bool,
     /// More stop strings (the completion ends before the first one found).
     pub stop: Vec<String>,
-    /// The instruction of [`PromptMode::Instruct`]; default "Complete this <language> code."
+    /// The instruction of [`PromptMode::Instruct`]; default "Complete this Python code." (the language's name)
     pub instruction: Option<String>,
 }
 
