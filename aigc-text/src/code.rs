@@ -231,7 +231,8 @@ pub struct CodeParams {
     pub stop_at_block_end: bool,
     /// More stop strings (the completion ends before the first one found).
     pub stop: Vec<String>,
-    /// The instruction of [`PromptMode::Instruct`]; default "Complete this Python code." (the language's name)
+    /// The instruction of [`PromptMode::Instruct`]; default "Complete this Python code."
+    /// (with the language's name).
     pub instruction: Option<String>,
 }
 
