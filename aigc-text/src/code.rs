@@ -11,7 +11,8 @@
 //! let device = aigc_core::parse_device("flex")?;
 //! let mut generator = Generator::open(&path, &device)?;
 //! let prefix = "def is_prime(n):\n    \"\"\"Return True if n is a prime number.\"\"\"\n";
-//! let out = complete_code(&mut generator, prefix, None, &CodeParams::greedy(Language::Python, 96))?;
+//! let params = CodeParams::greedy(Language::Python, 96);
+//! let out = complete_code(&mut generator, prefix, None, &params)?;
 //! // The body, up to where the indentation returns to the `def`'s level.
 //! assert!(out.text.contains("return"), "{}", out.text);
 //! println!("{prefix}{}[{}]", out.text, out.finish_reason.as_str());
@@ -362,9 +363,13 @@ pub fn build_prompt(
     dedup(&mut stop);
     let ids = match mode {
         PromptMode::Instruct => {
-            let render = chat.ok_or_else(|| Error::Template(
-                "the instruct prompt needs a chat template and this model has none; use the prefix mode".into(),
-            ))?;
+            let render = chat.ok_or_else(|| {
+                Error::Template(
+                    "the instruct prompt needs a chat template and this model has none; \
+                 use the prefix mode"
+                        .into(),
+                )
+            })?;
             let lang = params.language;
             let mut instruction = params
                 .instruction
@@ -914,7 +919,10 @@ mod tests {
     #[test]
     fn python_strings_brackets_and_continuations_do_not_end_blocks() {
         let prefix = "def f():";
-        let body = "\n    s = \"\"\"\ncolumn zero in a docstring\n\"\"\"\n    t = (1,\n2)\n    u = 1 + \\\n3\n    v = 'x:'\n    return s\n";
+        let body = concat!(
+            "\n    s = \"\"\"\ncolumn zero in a docstring\n\"\"\"\n",
+            "    t = (1,\n2)\n    u = 1 + \\\n3\n    v = 'x:'\n    return s\n"
+        );
         assert_eq!(py(prefix, body), None);
         assert_eq!(py(prefix, &format!("{body}x = f()")).as_deref(), Some(body));
         // A `:` inside a string or a comment does not make a header.
@@ -956,7 +964,10 @@ mod tests {
     #[test]
     fn braces_in_strings_chars_and_comments_do_not_count() {
         let prefix = "fn f<'a>(s: &'a str) -> usize {";
-        let body = "\n    let a = \"}\"; let b = '}'; let c = r#\"}\"#; // }\n    /* } /* } */ } */\n    let d = '\\'';\n    a.len()\n}";
+        let body = concat!(
+            "\n    let a = \"}\"; let b = '}'; let c = r#\"}\"#; // }\n",
+            "    /* } /* } */ } */\n    let d = '\\'';\n    a.len()\n}"
+        );
         assert_eq!(br(prefix, &format!("{body}\n"), true).as_deref(), Some(body));
         let prefix = "fn f() -> usize {";
         let body = "\n    let s = br\"}\\\"; let r = 1; let t = br##\"}\"#\"##; s.len() + r\n}";
