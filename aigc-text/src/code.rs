@@ -299,7 +299,8 @@ pub struct CodePrompt {
     /// Trailing whitespace left out of the prompt, to take off the front of the completion.
     pub trimmed: String,
     /// Stop strings: the caller's, a Markdown fence, the end-of-file tokens' texts, and
-    /// outside FIM the suffix's first line.
+    /// outside FIM the suffix's first line (when it has 4 characters or more, a letter or
+    /// digit among them).
     pub stop: Vec<String>,
 }
 
@@ -356,8 +357,11 @@ pub fn build_prompt(
     let kept = prefix.trim_end();
     let trimmed = prefix[kept.len()..].to_string();
     // Without FIM the model cannot see the suffix; it may still write the suffix's first line,
-    // which is where the middle ends.
-    if let Some(line) = suffix.and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty())) {
+    // which is where the middle ends. A line as short as `}` would stop inner blocks too.
+    if let Some(line) = suffix.and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty()))
+        && line.len() >= 4
+        && line.chars().any(char::is_alphanumeric)
+    {
         stop.push(line.to_string());
     }
     dedup(&mut stop);
@@ -1142,6 +1146,9 @@ mod tests {
         // The suffix's first line stops the completion; so do the end-of-file tokens.
         assert!(p.stop.contains(&"return f".to_string()), "{:?}", p.stop);
         assert!(p.stop.contains(&"<file_sep>".to_string()), "{:?}", p.stop);
+        // But not a closing brace.
+        let p = build_prompt(&smol, None, "def f :", Some("\n}\n"), &params).unwrap();
+        assert!(!p.stop.contains(&"}".to_string()), "{:?}", p.stop);
         // FIM asked for explicitly is an error; instruct needs a template.
         let fim = CodeParams { mode: PromptMode::Fim, ..params.clone() };
         assert!(matches!(
