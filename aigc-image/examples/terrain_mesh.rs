@@ -20,7 +20,7 @@ use aigc_image::terrain::{NATIVE_SIZE, TerrainModel, normal_noise};
 use aigc_image::world::World;
 
 const USAGE: &str = "usage: terrain_mesh [--seed S] [--difficulty D] [--size N] [--cell C]
-                    [--exaggeration E] [--stride K] --out FILE.glb|FILE.obj
+                    [--exaggeration E] [--stride K] [--max-error X] --out FILE.glb|FILE.obj
                     [--model PATH|ID] [--device NAME]
 
   --seed          the noise seed (default 0)
@@ -30,6 +30,8 @@ const USAGE: &str = "usage: terrain_mesh [--seed S] [--difficulty D] [--size N] 
   --exaggeration  vertical scale (default: the highest point at a sixth of the side)
   --stride        keep every K-th row and column (default: 1 up to 256 samples, then enough
                   to keep about 256)
+  --max-error     simplify: the fewest right triangles within X (vertical, after the
+                  exaggeration) of every sample (default 0: the regular grid)
   --out           the mesh, .glb or .obj by extension
   --device        flex (default), ndarray, wgpu, cuda (as compiled in); or set AIGC_DEVICE";
 
@@ -40,6 +42,7 @@ struct Args {
     cell: f32,
     exaggeration: Option<f32>,
     stride: Option<usize>,
+    max_error: f32,
     out: Option<PathBuf>,
     model: String,
     device: Option<String>,
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         cell: 1.0,
         exaggeration: None,
         stride: None,
+        max_error: 0.0,
         out: None,
         model: "terrain-consistency-unet".into(),
         device: None,
@@ -72,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
                 args.exaggeration = Some(num("--exaggeration", value("--exaggeration")?)?)
             }
             "--stride" => args.stride = Some(num("--stride", value("--stride")?)?),
+            "--max-error" => args.max_error = num("--max-error", value("--max-error")?)?,
             "--out" => args.out = Some(value("--out")?.into()),
             "--model" => args.model = value("--model")?,
             "--device" => args.device = Some(value("--device")?),
@@ -159,7 +164,12 @@ fn run(args: Args) -> Result<(), String> {
     let side = (n - 1) as f32 * args.cell;
     let exaggeration =
         args.exaggeration.unwrap_or(if top > 0.0 { (side / 6.0 / top).max(1.0) } else { 1.0 });
-    let options = MeshOptions { cell_size: args.cell, vertical_scale: exaggeration, stride };
+    let options = MeshOptions {
+        cell_size: args.cell,
+        vertical_scale: exaggeration,
+        stride,
+        max_error: args.max_error,
+    };
     let mesh = heightmap_mesh(&heights, n, n, &options).map_err(err)?;
     let out = args.out.as_ref().ok_or("--out is required")?;
     write_mesh(out, &mesh).map_err(err)?;

@@ -5,8 +5,12 @@
 //! the vertex `(col * cell_size, height * vertical_scale, row * cell_size)`, centred on the
 //! origin horizontally, Y up as glTF wants it, two counter-clockwise triangles per grid cell
 //! (front faces up). A `stride` keeps every `stride`-th row and column (and always the last
-//! ones, so the mesh covers the whole map) to decimate large grids. Normals are central
-//! differences of the kept grid; colours are the hypsometric tint of
+//! ones, so the mesh covers the whole map) to decimate large grids. A `max_error` above 0
+//! simplifies instead, with an error bound: a right-triangulated irregular network (RTIN, as
+//! mapbox/martini builds it) keeps large triangles where the ground is flat and small ones
+//! where it is rough, every sample within `max_error` of the surface, with no cracks. Normals
+//! are central differences of the sampled grid (so a simplified mesh still shades like the
+//! full one); colours are the hypsometric tint of
 //! [`crate::terrain::Terrain::render_rgb`]'s renderings over the map's height span.
 //!
 //! [`glb_bytes`] / [`write_glb`] follow the glTF 2.0 specification's binary container: a
@@ -26,7 +30,7 @@
 //! use aigc_image::mesh::{MeshOptions, heightmap_mesh, write_glb};
 //! # fn main() -> aigc_image::Result<()> {
 //! let heights = vec![0.0f32; 128 * 128];
-//! let options = MeshOptions { cell_size: 1.0, vertical_scale: 2.0, stride: 2 };
+//! let options = MeshOptions { cell_size: 1.0, vertical_scale: 2.0, stride: 1, max_error: 0.05 };
 //! let mesh = heightmap_mesh(&heights, 128, 128, &options)?;
 //! write_glb("terrain.glb", &mesh)?;
 //! # Ok(())
@@ -51,11 +55,16 @@ pub struct MeshOptions {
     /// Keep every `stride`-th row and column (1 keeps all); the last row and column are always
     /// kept.
     pub stride: usize,
+    /// When above 0, simplify: the fewest right triangles (an RTIN) whose surface is within
+    /// this vertical distance (after `vertical_scale`) of every sample of the map resampled to
+    /// `2^k + 1` samples a side over the same extent (`2^k` at least the map's cells across
+    /// divided by `stride`). 0 keeps the regular grid.
+    pub max_error: f32,
 }
 
 impl Default for MeshOptions {
     fn default() -> Self {
-        Self { cell_size: 1.0, vertical_scale: 1.0, stride: 1 }
+        Self { cell_size: 1.0, vertical_scale: 1.0, stride: 1, max_error: 0.0 }
     }
 }
 
@@ -177,52 +186,180 @@ pub fn heightmap_mesh(
     if options.stride == 0 {
         return Err(Error::invalid_argument("stride", "at least 1"));
     }
-    let (rows, cols) = (kept(height, options.stride), kept(width, options.stride));
+    if !(options.max_error.is_finite() && options.max_error >= 0.0) {
+        return Err(Error::invalid_argument(
+            "max_error",
+            format!("{} is not a tolerance", options.max_error),
+        ));
+    }
+    // The sampled grid: sample coordinates (in source rows and columns) and heights there.
+    let (rows, cols): (Vec<f32>, Vec<f32>) = if options.max_error > 0.0 {
+        // The simplification needs a square of 2^k + 1 samples: the map resampled over the
+        // same extent, at least as finely as the stride asks.
+        let cells = (width.max(height) - 1).div_ceil(options.stride).max(1);
+        let side = cells.checked_next_power_of_two().filter(|&n| n <= MAX_RTIN_CELLS);
+        let Some(side) = side else {
+            return Err(Error::invalid_argument(
+                "heights",
+                format!("{cells} cells across; simplify at most {MAX_RTIN_CELLS} (use a stride)"),
+            ));
+        };
+        let span = |n: usize| (0..=side).map(|i| (i * (n - 1)) as f32 / side as f32).collect();
+        (span(height), span(width))
+    } else {
+        let at = |n: usize| kept(n, options.stride).into_iter().map(|i| i as f32).collect();
+        (at(height), at(width))
+    };
     let (nr, nc) = (rows.len(), cols.len());
-    if nr.checked_mul(nc).is_none_or(|n| n > u32::MAX as usize) {
+    if nr.checked_mul(nc).is_none_or(|n| n >= u32::MAX as usize) {
         return Err(Error::invalid_argument("heights", "too many vertices for 32-bit indices"));
     }
-    let (lo, hi) = heights
+    let grid: Vec<f32> = rows
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &h| (lo.min(h), hi.max(h)));
+        .flat_map(|&r| cols.iter().map(move |&c| bilinear(heights, width, height, r, c)))
+        .collect();
+    let (lo, hi) =
+        grid.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &h| (lo.min(h), hi.max(h)));
     let span = hi - lo;
     let (cx, cz) = ((width - 1) as f32 * 0.5, (height - 1) as f32 * 0.5);
     let (s, v) = (options.cell_size, options.vertical_scale);
-    let h = |r: usize, c: usize| heights[rows[r] * width + cols[c]];
-    let pos =
-        |r: usize, c: usize| [(cols[c] as f32 - cx) * s, h(r, c) * v, (rows[r] as f32 - cz) * s];
-    let mut mesh = Mesh {
-        positions: Vec::with_capacity(nr * nc),
-        normals: Vec::with_capacity(nr * nc),
-        colors: Vec::with_capacity(nr * nc),
-        indices: Vec::with_capacity((nr - 1) * (nc - 1) * 6),
+    let h = |r: usize, c: usize| grid[r * nc + c];
+    let pos = |r: usize, c: usize| [(cols[c] - cx) * s, h(r, c) * v, (rows[r] - cz) * s];
+    // Position, normal (central differences over the sampled neighbours, one-sided at the
+    // edges) and colour of grid sample (r, c).
+    let vertex = |mesh: &mut Mesh, r: usize, c: usize| {
+        let (c0, c1) = (c.saturating_sub(1), (c + 1).min(nc - 1));
+        let (r0, r1) = (r.saturating_sub(1), (r + 1).min(nr - 1));
+        let (a, b) = (pos(r, c0), pos(r, c1));
+        let dydx = (b[1] - a[1]) / (b[0] - a[0]);
+        let (a, b) = (pos(r0, c), pos(r1, c));
+        let dydz = (b[1] - a[1]) / (b[2] - a[2]);
+        let len = (dydx * dydx + 1.0 + dydz * dydz).sqrt();
+        mesh.positions.push(pos(r, c));
+        mesh.normals.push([-dydx / len, 1.0 / len, -dydz / len]);
+        let t = if span > 0.0 { (h(r, c) - lo) / span } else { 0.0 };
+        mesh.colors.push(hypsometric_tint(t));
     };
-    for r in 0..nr {
-        for c in 0..nc {
-            let p = pos(r, c);
-            // Central differences over the kept neighbours (one-sided at the edges).
-            let (c0, c1) = (c.saturating_sub(1), (c + 1).min(nc - 1));
-            let (r0, r1) = (r.saturating_sub(1), (r + 1).min(nr - 1));
-            let (a, b) = (pos(r, c0), pos(r, c1));
-            let dydx = (b[1] - a[1]) / (b[0] - a[0]);
-            let (a, b) = (pos(r0, c), pos(r1, c));
-            let dydz = (b[1] - a[1]) / (b[2] - a[2]);
-            let len = (dydx * dydx + 1.0 + dydz * dydz).sqrt();
-            mesh.positions.push(p);
-            mesh.normals.push([-dydx / len, 1.0 / len, -dydz / len]);
-            let t = if span > 0.0 { (h(r, c) - lo) / span } else { 0.0 };
-            mesh.colors.push(hypsometric_tint(t));
+    let mut mesh = Mesh::default();
+    if options.max_error > 0.0 {
+        let scaled: Vec<f32> = grid.iter().map(|g| g * v).collect();
+        let triangles = rtin_triangles(&scaled, nr - 1, options.max_error);
+        let mut index = vec![u32::MAX; nr * nc];
+        for t in triangles.chunks_exact(3) {
+            let mut tri = [0u32; 3];
+            for (k, &(r, c)) in t.iter().enumerate() {
+                let slot = &mut index[r * nc + c];
+                if *slot == u32::MAX {
+                    *slot = mesh.positions.len() as u32;
+                    vertex(&mut mesh, r, c);
+                }
+                tri[k] = *slot;
+            }
+            // Counter-clockwise seen from +Y: the y component of (b - a) x (c - a) positive.
+            let [a, b, c] = t.try_into().unwrap_or([(0, 0); 3]);
+            let (u, w) = (
+                (b.0 as i64 - a.0 as i64, b.1 as i64 - a.1 as i64),
+                (c.0 as i64 - a.0 as i64, c.1 as i64 - a.1 as i64),
+            );
+            // (row, col) = (z, x): y of u x w = u.z w.x - u.x w.z.
+            if u.0 * w.1 - u.1 * w.0 < 0 {
+                tri.swap(1, 2);
+            }
+            mesh.indices.extend_from_slice(&tri);
         }
-    }
-    for r in 0..nr - 1 {
-        for c in 0..nc - 1 {
-            let a = (r * nc + c) as u32;
-            let (b, d, e) = (a + 1, a + nc as u32, a + nc as u32 + 1);
-            // (a, d, b) and (b, d, e): counter-clockwise seen from +Y.
-            mesh.indices.extend_from_slice(&[a, d, b, b, d, e]);
+    } else {
+        for r in 0..nr {
+            for c in 0..nc {
+                vertex(&mut mesh, r, c);
+            }
+        }
+        for r in 0..nr - 1 {
+            for c in 0..nc - 1 {
+                let a = (r * nc + c) as u32;
+                let (b, d, e) = (a + 1, a + nc as u32, a + nc as u32 + 1);
+                // (a, d, b) and (b, d, e): counter-clockwise seen from +Y.
+                mesh.indices.extend_from_slice(&[a, d, b, b, d, e]);
+            }
         }
     }
     Ok(mesh)
+}
+
+/// The most cells across that [`MeshOptions::max_error`] simplifies (4096: 16.8 million
+/// samples).
+pub const MAX_RTIN_CELLS: usize = 4096;
+
+/// Bilinear sample of a `width`x`height` map at (row, col); exact at whole coordinates.
+fn bilinear(h: &[f32], width: usize, height: usize, r: f32, c: f32) -> f32 {
+    let (r0, c0) = ((r.floor() as usize).min(height - 1), (c.floor() as usize).min(width - 1));
+    let (r1, c1) = ((r0 + 1).min(height - 1), (c0 + 1).min(width - 1));
+    let (fr, fc) = (r - r0 as f32, c - c0 as f32);
+    if fr == 0.0 && fc == 0.0 {
+        return h[r0 * width + c0];
+    }
+    let top = h[r0 * width + c0] * (1.0 - fc) + h[r0 * width + c1] * fc;
+    let bottom = h[r1 * width + c0] * (1.0 - fc) + h[r1 * width + c1] * fc;
+    top * (1.0 - fr) + bottom * fr
+}
+
+/// Right-triangulated irregular network (Evans, Kirkpatrick and Townsend 2001, as in
+/// mapbox/martini): over a square of `cells + 1` samples a side (`cells` a power of two), the
+/// coarsest triangles whose surface stays within `max_error` of every sample. Each triangle
+/// is split at its hypotenuse's midpoint while the error there, or anywhere below it, exceeds
+/// the tolerance; errors are propagated up the hierarchy first, so neighbours split together
+/// and the mesh has no cracks. Returns (row, col) corners, three per triangle.
+fn rtin_triangles(grid: &[f32], cells: usize, max_error: f32) -> Vec<(usize, usize)> {
+    type P = (usize, usize);
+    let n = cells + 1;
+    let mid = |a: P, b: P| ((a.0 + b.0) / 2, (a.1 + b.1) / 2);
+    let leaf = |a: P, c: P| a.0.abs_diff(c.0) + a.1.abs_diff(c.1) <= 1;
+    // Errors bottom-up, finest level first, as martini does: triangle i has heap id i + 2
+    // (ids 2 and 3 are the two halves of the square, id k's children are 2k and 2k + 1, the
+    // path read from the lowest bit up), so walking i downwards finishes every level before
+    // the coarser one reads it. The finest level here is the triangles of area 1; the unit
+    // half-squares below them have no sample at their hypotenuse's middle.
+    let t = cells;
+    let corners = |i: usize| {
+        let mut id = i + 2;
+        let (mut a, mut b, mut c) =
+            if id & 1 == 1 { ((0, 0), (t, t), (0, t)) } else { ((t, t), (0, 0), (t, 0)) };
+        loop {
+            id >>= 1;
+            if id <= 1 {
+                break;
+            }
+            let m = mid(a, b);
+            (a, b, c) = if id & 1 == 1 { (c, a, m) } else { (b, c, m) };
+        }
+        (a, b, c)
+    };
+    let triangles = 2 * t * t - 2;
+    let parents = triangles.saturating_sub(t * t);
+    let mut errors = vec![0f32; n * n];
+    let at = |p: P| p.0 * n + p.1;
+    for i in (0..triangles).rev() {
+        let (a, b, c) = corners(i);
+        let m = at(mid(a, b));
+        let mut e = errors[m].max(((grid[at(a)] + grid[at(b)]) * 0.5 - grid[m]).abs());
+        if i < parents {
+            e = e.max(errors[at(mid(c, a))]).max(errors[at(mid(b, c))]);
+        }
+        errors[m] = e;
+    }
+    let last = cells;
+    let halves = [((0, 0), (last, last), (0, last)), ((last, last), (0, 0), (last, 0))];
+    let mut out = Vec::new();
+    let mut stack: Vec<(P, P, P)> = halves.to_vec();
+    while let Some((a, b, c)) = stack.pop() {
+        let m = mid(a, b);
+        if !leaf(a, c) && errors[m.0 * n + m.1] > max_error {
+            stack.push((c, a, m));
+            stack.push((b, c, m));
+        } else {
+            out.extend_from_slice(&[a, b, c]);
+        }
+    }
+    out
 }
 
 /// sRGB to linear light (the sRGB transfer function).

@@ -105,7 +105,7 @@ fn check_glb(bytes: &[u8]) -> (usize, usize, Vec<[f32; 3]>) {
 #[test]
 fn glb_parses_back_with_counts_and_bounds() {
     let heights = hills(128, 128);
-    let options = MeshOptions { cell_size: 0.5, vertical_scale: 3.0, stride: 1 };
+    let options = MeshOptions { cell_size: 0.5, vertical_scale: 3.0, stride: 1, max_error: 0.0 };
     let mesh = heightmap_mesh(&heights, 128, 128, &options).unwrap();
     let (n, tris, positions) = check_glb(&glb_bytes(&mesh).unwrap());
     assert_eq!((n, tris), (128 * 128, 127 * 127 * 2));
@@ -127,6 +127,78 @@ fn glb_parses_back_with_counts_and_bounds() {
     let rect = heightmap_mesh(&hills(10, 7), 10, 7, &MeshOptions { stride: 3, ..options }).unwrap();
     let (n, tris, _) = check_glb(&glb_bytes(&rect).unwrap());
     assert_eq!((n, tris), (4 * 3, 3 * 2 * 2)); // columns 0 3 6 9, rows 0 3 6
+}
+
+#[test]
+fn simplification_keeps_the_error_bound_without_cracks() {
+    // 33 x 33 samples: 32 cells, a power of two, so the RTIN grid is the map itself.
+    let (n, max_error) = (33usize, 0.25f32);
+    let heights = hills(n, n);
+    let options = MeshOptions { vertical_scale: 2.0, max_error, ..MeshOptions::default() };
+    let mesh = heightmap_mesh(&heights, n, n, &options).unwrap();
+    let full = heightmap_mesh(&heights, n, n, &MeshOptions { max_error: 0.0, ..options }).unwrap();
+    let (v, t, _) = check_glb(&glb_bytes(&mesh).unwrap());
+    assert_eq!((v, t), (mesh.positions.len(), mesh.triangles()));
+    assert!(
+        t < full.triangles() / 2 && v < full.positions.len() / 2,
+        "{v} vertices, {t} triangles"
+    );
+    assert_eq!(mesh.bounds().0[0], full.bounds().0[0]);
+    assert_eq!(mesh.bounds().1[2], full.bounds().1[2]);
+    // Grid coordinates of each vertex.
+    let c = (n - 1) as f32 / 2.0;
+    let grid: Vec<(i64, i64)> = mesh
+        .positions
+        .iter()
+        .map(|p| ((p[2] + c).round() as i64, (p[0] + c).round() as i64))
+        .collect();
+    let used: std::collections::HashSet<(i64, i64)> = grid.iter().copied().collect();
+    let mut area = 0.0;
+    for tri in mesh.indices.chunks_exact(3) {
+        let [a, b, d] = [0, 1, 2].map(|k| grid[tri[k] as usize]);
+        // No vertex in the middle of an edge (a T-junction would crack the surface).
+        for (p, q) in [(a, b), (b, d), (d, a)] {
+            let steps = (q.0 - p.0).abs().max((q.1 - p.1).abs());
+            let dir = ((q.0 - p.0) / steps, (q.1 - p.1) / steps);
+            for k in 1..steps {
+                assert!(!used.contains(&(p.0 + k * dir.0, p.1 + k * dir.1)), "T-junction");
+            }
+        }
+        // Every sample inside the triangle within max_error of the plane through its corners.
+        let z = |p: (i64, i64)| heights[p.0 as usize * n + p.1 as usize] * 2.0;
+        let det = ((b.0 - a.0) * (d.1 - a.1) - (d.0 - a.0) * (b.1 - a.1)) as f32;
+        area += det.abs() / 2.0;
+        for r in a.0.min(b.0).min(d.0)..=a.0.max(b.0).max(d.0) {
+            for col in a.1.min(b.1).min(d.1)..=a.1.max(b.1).max(d.1) {
+                let l1 = ((b.0 - r) * (d.1 - col) - (d.0 - r) * (b.1 - col)) as f32 / det;
+                let l2 = ((d.0 - r) * (a.1 - col) - (a.0 - r) * (d.1 - col)) as f32 / det;
+                let l3 = 1.0 - l1 - l2;
+                if l1 >= -1e-6 && l2 >= -1e-6 && l3 >= -1e-6 {
+                    let plane = l1 * z(a) + l2 * z(b) + l3 * z(d);
+                    let err = (plane - z((r, col))).abs();
+                    assert!(err <= max_error + 1e-4, "sample ({r}, {col}) off by {err}");
+                }
+            }
+        }
+    }
+    // The triangles tile the square exactly.
+    assert_eq!(area, ((n - 1) * (n - 1)) as f32);
+    // A flat map is two triangles; a bad tolerance is an error.
+    let flat = heightmap_mesh(&vec![1.0; 65 * 65], 65, 65, &options).unwrap();
+    assert_eq!((flat.positions.len(), flat.triangles()), (4, 2));
+    let tiny = heightmap_mesh(&[0.0, 1.0, 2.0, 3.0], 2, 2, &options).unwrap();
+    assert_eq!((tiny.positions.len(), tiny.triangles()), (4, 2));
+    // Any size: resampled to 2^k + 1 over the same extent.
+    let odd = heightmap_mesh(&hills(50, 20), 50, 20, &options).unwrap();
+    let (v, t, _) = check_glb(&glb_bytes(&odd).unwrap());
+    assert!(v > 4 && t > 2);
+    assert_eq!(odd.bounds().0[0], -24.5);
+    assert_eq!(odd.bounds().1[2], 9.5);
+    for bad in [-1.0, f32::NAN, f32::INFINITY] {
+        assert!(
+            heightmap_mesh(&heights, n, n, &MeshOptions { max_error: bad, ..options }).is_err()
+        );
+    }
 }
 
 #[test]
