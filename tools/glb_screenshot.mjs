@@ -2,12 +2,13 @@
 // check that a common glTF viewer library loads and draws our meshes (aigc-image's mesh
 // module). Not used by CI.
 //
-//   mkdir -p /tmp/viewer && cd /tmp/viewer && npm install three playwright-core
+//   mkdir -p /tmp/viewer && cd /tmp/viewer && npm install three playwright-core gltf-validator
 //   apt-get install -y chromium
 //   node /path/to/tools/glb_screenshot.mjs terrain.glb shot.png
 //
 // Modules resolve from the current directory (where npm installed them). Prints what the
-// loader found (meshes, vertices, triangles, bounds) as JSON.
+// loader found (meshes, vertices, triangles, bounds) as JSON, and first, when gltf-validator
+// (the Khronos glTF validator) is installed, its counts of errors, warnings, infos and hints.
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
 import { readFileSync } from "node:fs";
@@ -60,6 +61,17 @@ new GLTFLoader().load("/model.glb", (gltf) => {
   window.__result = { meshes, vertices, triangles, colours, min: box.min.toArray(), max: box.max.toArray() };
 }, undefined, (e) => { window.__result = { error: String(e) }; });
 </script></body></html>`;
+
+try {
+  const validator = require("gltf-validator");
+  const report = await validator.validateBytes(new Uint8Array(readFileSync(glb)));
+  const { numErrors, numWarnings, numInfos, numHints, messages } = report.issues;
+  console.log(JSON.stringify({ validator: report.validatorVersion, numErrors, numWarnings, numInfos, numHints }));
+  for (const m of messages.slice(0, 20)) console.error("validator:", m.code, m.message, m.pointer || "");
+  if (numErrors > 0) process.exitCode = 1;
+} catch (e) {
+  if (e.code !== "MODULE_NOT_FOUND") throw e;
+}
 
 const types = { ".js": "text/javascript", ".glb": "model/gltf-binary", ".html": "text/html" };
 const server = createServer((req, res) => {
