@@ -54,3 +54,36 @@ fn tiles_are_deterministic_and_seamless() {
     assert_eq!(new().with_layout(32, 96).unwrap().tile_size(), 96);
     assert!(other.region(0, 0, 0, 1, |_, _| {}).is_err());
 }
+
+/// The blend against the package's own tiled sampler (`tools/world_golden.py`): its
+/// `_generate_tiled` on a 256x256 canvas of this world's noise, windows at 0, 64 and 128 on
+/// each axis, difficulty 50, run by onnxruntime; the World's heights of the interior 128x128
+/// (the same nine windows) must agree within 1e-3.
+#[test]
+fn world_matches_the_package_tiled_sampler() {
+    let Some(path) = aigc_core::models::installed_or_skip("terrain-consistency-unet") else {
+        return;
+    };
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/fixtures/image/world");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("world.json")).unwrap()).unwrap();
+    let seed = meta["seed"].as_u64().unwrap();
+    for (key, want) in meta["world_noise"].as_object().unwrap() {
+        let (x, y) = key.split_once(',').unwrap();
+        let got = aigc_image::world::world_noise(seed, x.parse().unwrap(), y.parse().unwrap());
+        assert!((got - want.as_f64().unwrap() as f32).abs() < 1e-6, "noise at {key}: {got}");
+    }
+    let (shape, want) = aigc_image::npy::read_f32(dir.join("heights.npy")).unwrap();
+    assert_eq!(shape, [128, 128]);
+    let device = aigc_core::parse_device("flex").unwrap();
+    let model = TerrainModel::open(&path, &device).unwrap();
+    let difficulty = meta["difficulty"].as_u64().unwrap() as u32;
+    let mut world = World::new(model, seed, move |_, _| difficulty).with_layout(64, 64).unwrap();
+    let mut windows = 0;
+    let field = world.heights(64, 64, 128, 128, |_, total| windows = total).unwrap();
+    assert_eq!(windows, 9);
+    let worst = field.heights.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("World vs the package's tiled sampler: max |height diff| {worst:.2e}");
+    assert!(worst < 1e-3, "max |diff| {worst}");
+}
