@@ -173,6 +173,15 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
         Ok(self.heights(x as i64 * s, y as i64 * s, s as usize, s as usize, |_, _| {})?.heights)
     }
 
+    /// Tile `(x, y)` with one more row and column: `(tile_size() + 1)` squared samples, whose
+    /// last column is the first column of tile `(x + 1, y)` and last row the first row of
+    /// tile `(x, y + 1)`, bit for bit. Meshes made per tile from these share their edge
+    /// vertices, so they join without gaps.
+    pub fn tile_grid(&mut self, x: i32, y: i32) -> Result<HeightField> {
+        let s = self.tile_size();
+        self.heights(x as i64 * s as i64, y as i64 * s as i64, s + 1, s + 1, |_, _| {})
+    }
+
     /// The heights of `width`x`height` tiles from tile `(x, y)`, as one field
     /// (`width * tile_size()` samples across). `progress(done, total)` counts the windows
     /// denoised.

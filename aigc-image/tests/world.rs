@@ -39,6 +39,16 @@ fn tiles_are_deterministic_and_seamless() {
         assert_eq!(row[s..], a1[r * s..(r + 1) * s], "tile (1, 0) row {r}");
     }
 
+    // Grids with a border share their edge samples bit for bit (for per-tile meshes).
+    let (g0, g1) = (a.tile_grid(0, 0).unwrap(), a.tile_grid(1, 0).unwrap());
+    assert_eq!((g0.width, g0.height), (s + 1, s + 1));
+    for r in 0..=s {
+        assert_eq!(g0.heights[r * (s + 1) + s], g1.heights[r * (s + 1)], "shared edge row {r}");
+        if r < s {
+            assert_eq!(g0.heights[r * (s + 1)..r * (s + 1) + s], a0[r * s..(r + 1) * s]);
+        }
+    }
+
     // The shared edge continues the surface: steps across it are no larger than inside.
     let seams = seam_stats(&region, s).unwrap();
     eprintln!("{seams:?}");
