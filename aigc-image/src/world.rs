@@ -14,8 +14,8 @@
 //!   `(i * stride, j * stride)`, with `stride = 128 - overlap`;
 //! - tiles are blocks of a whole number of strides, tile `(tx, ty)` starting at world sample
 //!   `(tx * tile_size, ty * tile_size)`, so a tile edge is always where a window begins:
-//!   there the incoming window's weight is still at its `1e-3` floor, and cutting the world
-//!   there adds no step. Each window is conditioned on the difficulty of the tile its first
+//!   the incoming window enters there at its `1e-3` floor weight, so cutting the world there
+//!   adds no step of its own (at most a thousandth of the windows' difference). Each window is conditioned on the difficulty of the tile its first
 //!   sample lies in, so a change of difficulty between tiles is blended across a cross-fade;
 //! - a pixel's height is the weighted mean of the windows covering it, summed in one fixed
 //!   order, each window denoised alone (batch of one).
@@ -29,7 +29,8 @@
 //! The overlap: with the package's default of 32 samples, neighbouring windows share an
 //! eighth of their noise and often settle on different ground levels, so the blended world
 //! shows the window lattice as plateaus joined by 32-sample ramps (the package's own tiled
-//! output looks the same). Sharing half (an overlap of 64, this module's default) makes
+//! output looks the same; `tests/world.rs` checks the blend against it, within 1e-5 on the
+//! same noise). Sharing half (an overlap of 64, this module's default) makes
 //! neighbours agree and the lattice disappears, for 2.25 times the windows per area: a tile of
 //! 128x128 costs four windows in a large region (nine alone).
 //!
