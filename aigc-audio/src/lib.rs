@@ -20,6 +20,8 @@
 //! # Ok::<(), aigc_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod espeak;
 pub mod hifigan;
 pub mod piper;

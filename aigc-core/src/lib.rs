@@ -12,6 +12,8 @@
 //! - [`sampling`]: logits processors in llama.cpp's order and a seeded sampler.
 //! - [`traits`]: the interfaces pipelines drive models through ([`CausalLm`](traits::CausalLm)).
 
+#![warn(missing_docs)]
+
 pub mod device;
 pub mod error;
 pub mod layers;

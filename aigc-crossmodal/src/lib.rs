@@ -9,6 +9,8 @@
 //! - [`whisper`]: speech recognition (Whisper, from CTranslate2 or Hugging Face files).
 //! - [`pipelines`]: speech round trips scored by word error rate, semantic search over texts.
 
+#![warn(missing_docs)]
+
 pub mod clip;
 pub mod clip_image;
 pub mod clip_vision;

@@ -11,6 +11,8 @@
 //! - [`world`]: game worlds fetched tile by tile from a seed, seamless across tiles (the
 //!   package's overlapping-window sampler on a fixed lattice), difficulty per tile.
 
+#![warn(missing_docs)]
+
 pub mod adm;
 pub mod mesh;
 pub use aigc_core::npy;

@@ -35,6 +35,8 @@
 //! - [`tokenizer`]: from `tokenizer.json` or rebuilt from GGUF metadata; [`chat`]: templates.
 //! - [`code`]: code completion (fill-in-the-middle prompts, stops at the end of the block).
 
+#![warn(missing_docs)]
+
 pub mod chat;
 pub mod code;
 pub mod config;

@@ -8,6 +8,8 @@
 //! - [`walk`]: a latent walk through the terrain consistency model (slerped noise, swept
 //!   difficulty), rendered to frames.
 
+#![warn(missing_docs)]
+
 pub mod animatediff;
 pub mod motion;
 pub mod walk;

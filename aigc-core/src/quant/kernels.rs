@@ -402,9 +402,10 @@ pub enum Activations {
     F32,
     /// Quantized to 8 bits per block as llama.cpp does (`q8_0`/`q8_1` per 32 values,
     /// `q8_K` per 256) and multiplied in integers, for Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and
-    /// Q6_K weights (F16 weights keep f32 activations). About twice as fast; logits move by
-    /// up to a few tenths, as llama.cpp's do (see [`super::q8`]). Prompts (several rows at
-    /// once) are always multiplied in f32.
+    /// Q6_K weights (F16 weights keep f32 activations). About twice as fast; each value is
+    /// rounded to 1/254 of its block's largest magnitude (up to about 0.4% relative error per
+    /// product), so logits move by up to a few tenths, as llama.cpp's do. Prompts (several rows
+    /// at once) are always multiplied in f32.
     Q8,
 }
 
