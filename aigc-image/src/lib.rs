@@ -9,7 +9,8 @@
 //!
 //! let device = aigc_core::device_from_env()?;
 //! // Installed by `./scripts/fetch-models.sh terrain-consistency-unet`.
-//! let model = TerrainModel::open(aigc_core::models::model_file("terrain-consistency-unet")?, &device)?;
+//! let path = aigc_core::models::model_file("terrain-consistency-unet")?;
+//! let model = TerrainModel::open(path, &device)?;
 //!
 //! // Seeded unit noise, difficulty 60 (of 1 to 100), one step as the package samples.
 //! let noise = normal_noise(42, NATIVE_SIZE * NATIVE_SIZE);
