@@ -141,6 +141,89 @@ pub fn device_from_arg_or_env(arg: Option<&str>) -> Result<Device> {
     }
 }
 
+/// A compiled backend and whether it can run here: [`probe_backends`]'s answer.
+#[derive(Debug, Clone)]
+pub struct BackendProbe {
+    /// The backend's name, as [`parse_device`] takes it.
+    pub name: &'static str,
+    /// Its device, or why it cannot run (no GPU, no Vulkan driver, ...).
+    pub device: std::result::Result<Device, String>,
+}
+
+impl BackendProbe {
+    /// Whether the environment demands this backend (`AIGC_REQUIRE_WGPU=1` for `wgpu`, and so
+    /// on: CI sets it where it installed a driver), so that a failed probe is an error rather
+    /// than a skip.
+    pub fn required(&self) -> bool {
+        let var = format!("AIGC_REQUIRE_{}", self.name.to_ascii_uppercase());
+        std::env::var(var).is_ok_and(|v| v == "1")
+    }
+}
+
+/// Every compiled backend, each tried on a small sum: the backends that work get their device.
+/// Code that runs the same work on every backend (the backend-matrix tests, the benchmarks)
+/// starts here. A backend whose device panics (a wgpu build on a machine without a Vulkan
+/// driver) is caught and reported in [`BackendProbe::device`].
+pub fn probe_backends() -> Vec<BackendProbe> {
+    compiled_backends()
+        .into_iter()
+        .map(|name| {
+            let device = parse_device(name).map_err(|e| e.to_string()).and_then(|device| {
+                let probe = device.clone();
+                let sum = std::panic::catch_unwind(move || {
+                    let v = vec![1.0f32, 2.0];
+                    let t = burn::tensor::Tensor::<1>::from_data(
+                        burn::tensor::TensorData::new(v, [2]),
+                        &probe,
+                    );
+                    t.sum().into_scalar::<f32>()
+                });
+                match sum {
+                    Ok(3.0) => Ok(device),
+                    Ok(other) => Err(format!("1 + 2 = {other}")),
+                    Err(panic) => Err(panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "the device panicked".into())),
+                }
+            });
+            BackendProbe { name, device }
+        })
+        .collect()
+}
+
+/// [`runnable_backends`]'s answer.
+#[derive(Debug, Clone, Default)]
+pub struct RunnableBackends {
+    /// The backends that work here, by name, with their devices.
+    pub devices: Vec<(&'static str, Device)>,
+    /// A line for each compiled backend that cannot run here, for the caller to report.
+    pub skipped: Vec<String>,
+}
+
+/// The devices of [`probe_backends`] that work, and a line for each compiled backend that
+/// cannot run here. A backend the environment requires ([`BackendProbe::required`]) that
+/// cannot run is an error instead.
+pub fn runnable_backends() -> Result<RunnableBackends> {
+    let (mut ok, mut skipped) = (Vec::new(), Vec::new());
+    for probe in probe_backends() {
+        let required = probe.required();
+        match probe.device {
+            Ok(device) => ok.push((probe.name, device)),
+            Err(why) => {
+                let msg = format!("backend {} is compiled in but cannot run: {why}", probe.name);
+                if required {
+                    let var = format!("AIGC_REQUIRE_{}=1", probe.name.to_ascii_uppercase());
+                    return Err(Error::invalid_argument("device", format!("{msg} ({var})")));
+                }
+                skipped.push(msg);
+            }
+        }
+    }
+    Ok(RunnableBackends { devices: ok, skipped })
+}
+
 /// A one-line description of a device: its backend and, for GPU backends, the adapter's own
 /// name (for instance `llvmpipe (LLVM 15.0.6, 256 bits)` for Mesa's software Vulkan driver).
 pub fn describe(device: &Device) -> String {

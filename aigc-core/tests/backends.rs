@@ -6,39 +6,18 @@
 
 mod common;
 
-use aigc_core::burn::tensor::{Device, Tensor, TensorData, activation};
-use aigc_core::device::{compiled_backends, describe};
-use aigc_core::parse_device;
+use aigc_core::burn::tensor::{Device, Tensor, activation};
+use aigc_core::device::describe;
 use aigc_core::quant::GgmlType;
 use aigc_core::weights::TensorView;
 
 /// Every compiled backend's device that can run a small op.
 fn devices() -> Vec<(&'static str, Device)> {
-    let mut out = Vec::new();
-    for name in compiled_backends() {
-        if name == "cuda" {
-            continue; // compile-checked only: no GPU here
-        }
-        let device = parse_device(name).unwrap();
-        let works = std::panic::catch_unwind(|| {
-            let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device);
-            t.sum().into_scalar::<f32>()
-        });
-        match works {
-            Ok(3.0) => {
-                eprintln!("backend {name}: {}", describe(&device));
-                out.push((name, device));
-            }
-            other => {
-                let msg = format!("backend {name} is compiled in but cannot run ({other:?})");
-                if name == "wgpu" && std::env::var("AIGC_REQUIRE_WGPU").is_ok_and(|v| v == "1") {
-                    panic!("{msg}; AIGC_REQUIRE_WGPU=1");
-                }
-                eprintln!("\n**** SKIPPED: {msg} ****\n");
-            }
-        }
-    }
-    out
+    let aigc_core::device::RunnableBackends { devices, skipped } =
+        aigc_core::device::runnable_backends().unwrap();
+    skipped.iter().for_each(|s| eprintln!("\n**** SKIPPED: {s} ****\n"));
+    devices.iter().for_each(|(name, d)| eprintln!("backend {name}: {}", describe(d)));
+    devices
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -59,7 +38,7 @@ fn weights_and_ops_agree_across_backends() {
     // Keeps the logits within a few tens, so that softmax is not one-hot.
     let scale = exact.iter().fold(0f32, |m, v| m.max(v.abs())).powi(2) * 8.0;
     let reference = {
-        let flex = parse_device("flex").unwrap();
+        let flex = aigc_core::parse_device("flex").unwrap();
         let w = view.to_tensor::<2>(&flex).unwrap();
         let x = w.clone().slice([0..4, 0..512]);
         let y = activation::softmax(x.matmul(w.transpose()) / scale, 1);
