@@ -1,6 +1,6 @@
 //! Speech: Piper en_US-joe-medium synthesising a fixed sentence ("How are you doing today?",
-//! 57 phoneme ids, 1.15 s of audio) from phoneme ids with zero noise, per compiled CPU backend.
-//! The real-time factor is the time over 1.149 s.
+//! 57 phoneme ids, 1.15 s of audio) from phoneme ids with zero noise, per runnable backend
+//! (flex; ndarray and wgpu when compiled in). The real-time factor is the time over 1.149 s.
 //!
 //! `cargo bench -p aigc-benches --bench audio` (the voice from `scripts/fetch-models.sh`).
 //! `benches/compare-tts.sh` times onnxruntime on the same ids in the same run.
@@ -23,14 +23,10 @@ fn piper(c: &mut Criterion) {
         return;
     };
     let options = SynthesisOptions { noise_scale: 0.0, length_scale: 1.0, noise_w: 0.0, seed: 0 };
-    for backend in aigc_core::device::compiled_backends() {
-        if backend != "flex" && backend != "ndarray" {
-            continue;
-        }
-        let device = aigc_core::parse_device(backend).unwrap();
+    for (backend, device, time) in aigc_benches::backends(Duration::from_secs(10)) {
         let voice = PiperVoice::open(&path, &device).unwrap();
         let mut group = c.benchmark_group(format!("piper-joe-medium/{backend}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(10));
+        group.sample_size(10).measurement_time(time);
         group.bench_function("synthesize_question", |b| {
             b.iter(|| black_box(voice.synthesize_ids(&QUESTION_IDS, &options).unwrap()))
         });

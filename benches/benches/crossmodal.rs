@@ -1,7 +1,8 @@
 //! Speech recognition: Whisper tiny.en (CTranslate2 weights) transcribing the committed espeak-ng
 //! utterance (tools/fixtures/crossmodal/whisper/espeak.wav, 2.9 s) without timestamps, greedy,
-//! per compiled CPU backend. The real-time factor is the time over the audio's length; a 30 s
-//! window costs one encoder pass whatever the audio's length, so short audio has a high factor.
+//! per runnable backend (flex; ndarray and wgpu when compiled in). The real-time factor is the
+//! time over the audio's length; a 30 s window costs one encoder pass whatever the audio's
+//! length, so short audio has a high factor.
 //!
 //! `cargo bench -p aigc-benches --bench crossmodal` (the model from `scripts/fetch-models.sh`).
 //! `benches/compare-whisper.sh` times CTranslate2 on the same audio in the same run.
@@ -25,14 +26,10 @@ fn whisper(c: &mut Criterion) {
         condition_on_previous_text: false,
         ..TranscribeOptions::default()
     };
-    for backend in aigc_core::device::compiled_backends() {
-        if backend != "flex" && backend != "ndarray" {
-            continue;
-        }
-        let device = aigc_core::parse_device(backend).unwrap();
+    for (backend, device, time) in aigc_benches::backends(Duration::from_secs(15)) {
         let whisper = Whisper::open(&path, &device).unwrap();
         let mut group = c.benchmark_group(format!("whisper-tiny-en/{backend}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(15));
+        group.sample_size(10).measurement_time(time);
         group.bench_function("transcribe_espeak_2.9s", |b| {
             b.iter(|| black_box(whisper.transcribe_audio(&audio, &options).unwrap()))
         });

@@ -1,5 +1,5 @@
 //! Image models: one denoising step of the terrain consistency UNet (1x128x128, ADM, 10.5M
-//! parameters) per compiled CPU backend.
+//! parameters) per runnable backend (flex; ndarray and wgpu when compiled in).
 //!
 //! `cargo bench -p aigc-benches --bench image` (the model from `scripts/fetch-models.sh`).
 //! `benches/compare-terrain.sh` times onnxruntime on the same step in the same run.
@@ -16,14 +16,10 @@ fn terrain(c: &mut Criterion) {
     };
     let noisy: Vec<f32> =
         normal_noise(1, NATIVE_SIZE * NATIVE_SIZE).iter().map(|z| z * SIGMA_MAX).collect();
-    for backend in aigc_core::device::compiled_backends() {
-        if backend != "flex" && backend != "ndarray" {
-            continue;
-        }
-        let device = aigc_core::parse_device(backend).unwrap();
+    for (backend, device, time) in aigc_benches::backends(Duration::from_secs(15)) {
         let model = TerrainModel::open(&path, &device).unwrap();
         let mut group = c.benchmark_group(format!("terrain-unet/{backend}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(15));
+        group.sample_size(10).measurement_time(time);
         group.bench_function("step_128x128", |b| {
             b.iter(|| black_box(model.denoise(&noisy, SIGMA_MAX, 50).unwrap()))
         });

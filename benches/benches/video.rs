@@ -1,6 +1,6 @@
-//! Video: the terrain latent walk (`aigc_video::walk`), time per frame per compiled CPU
-//! backend: one batch of 4 frames (slerped noise, swept difficulty), denoised in one model call
-//! and rendered at 256x256.
+//! Video: the terrain latent walk (`aigc_video::walk`), time per frame per runnable
+//! backend (flex; ndarray and wgpu when compiled in): one batch of 4 frames (slerped noise,
+//! swept difficulty), denoised in one model call and rendered at 256x256.
 //!
 //! `cargo bench -p aigc-benches --bench video` (the model from `scripts/fetch-models.sh`).
 
@@ -17,14 +17,10 @@ fn terrain_walk(c: &mut Criterion) {
     };
     let walk =
         TerrainWalk { seeds: vec![1, 2], frames: 4, batch: 4, scale: 2, ..TerrainWalk::default() };
-    for backend in aigc_core::device::compiled_backends() {
-        if backend != "flex" && backend != "ndarray" {
-            continue;
-        }
-        let device = aigc_core::parse_device(backend).unwrap();
+    for (backend, device, time) in aigc_benches::backends(Duration::from_secs(20)) {
         let model = TerrainModel::open(&path, &device).unwrap();
         let mut group = c.benchmark_group(format!("terrain-walk/{backend}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(20));
+        group.sample_size(10).measurement_time(time);
         // Per element = per frame.
         group.throughput(Throughput::Elements(walk.frames as u64));
         group.bench_function("frames_256x256_batch4", |b| {

@@ -4,6 +4,31 @@
 //! doctest of this crate (`cargo test -p aigc-benches --doc`), so the guide's programs build
 //! against the current API. Blocks that need a model file or a GPU are `no_run`.
 
+use std::time::Duration;
+
+use aigc_core::burn::tensor::Device;
+
+/// The backends a benchmark runs on: every compiled backend that works on this machine
+/// (`aigc_core::device::runnable_backends`; `--features ndarray,wgpu` adds ndarray and wgpu
+/// to the default flex), each with its device and the measurement time to ask criterion for:
+/// `cpu_time` on CPU backends, a shorter one on others (Mesa's software Vulkan driver is 10-100
+/// times slower than flex; criterion still takes its 10 samples). Backends that cannot run
+/// are named on stderr.
+pub fn backends(cpu_time: Duration) -> Vec<(&'static str, Device, Duration)> {
+    let runnable = aigc_core::device::runnable_backends().unwrap_or_else(|e| panic!("{e}"));
+    for s in &runnable.skipped {
+        eprintln!("skipped: {s}");
+    }
+    runnable
+        .devices
+        .into_iter()
+        .map(|(name, device)| {
+            let cpu = matches!(name, "flex" | "ndarray");
+            (name, device, if cpu { cpu_time } else { Duration::from_secs(2) })
+        })
+        .collect()
+}
+
 /// The guide's pages, as doctests.
 #[cfg(doctest)]
 pub mod guide {
