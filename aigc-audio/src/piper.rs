@@ -1,7 +1,10 @@
 //! Piper voices: a VITS model exported to ONNX with its `.onnx.json` (sample rate, espeak
-//! voice, phoneme id map, inference defaults). So far: the configuration, phoneme ids from
-//! phonemes, the text encoder (`enc_p.*`) and the decoder (a HiFi-GAN generator, `dec.*`)
-//! loaded from the ONNX initializers.
+//! voice, phoneme id map, inference defaults), loaded from the ONNX initializers.
+//!
+//! [`PiperVoice::speak`] runs Piper's synthesis: espeak-ng phonemes per sentence, phoneme ids
+//! from the voice's map, the text encoder (`enc_p.*`), the stochastic duration predictor
+//! (`dp.*`), the prior sampled with `noise_scale`, the reversed flow (`flow.*`) and the
+//! HiFi-GAN decoder (`dec.*`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -221,7 +224,8 @@ pub struct SpokenSentence {
 /// durations went wild.
 const MAX_FRAMES: usize = 16_384;
 
-/// A Piper voice: its configuration and the parts of its VITS model loaded so far.
+/// A Piper voice: its configuration and its VITS model (text encoder, duration predictor, flow,
+/// HiFi-GAN decoder).
 #[derive(Debug, Clone)]
 pub struct PiperVoice {
     config: PiperConfig,
@@ -301,7 +305,9 @@ impl PiperVoice {
     }
 
     /// Speech for `text`: phonemised with espeak-ng, synthesised sentence by sentence and
-    /// joined (raw model output in `[-1, 1]`, at the voice's sample rate).
+    /// joined (raw model output in `[-1, 1]`, at the voice's sample rate). Fails when
+    /// espeak-ng cannot be loaded, when the voice does not use espeak phonemes, or as
+    /// [`synthesize_ids`](Self::synthesize_ids) does.
     pub fn speak(&self, text: &str, options: &SynthesisOptions) -> Result<crate::wav::Audio> {
         let mut samples = Vec::new();
         for sentence in self.sentences(text, options)? {
@@ -337,7 +343,12 @@ impl PiperVoice {
             }))
     }
 
-    /// The waveform for one sentence's phoneme ids (as `phoneme_ids` gives them).
+    /// The waveform for one sentence's phoneme ids (as [`PiperConfig::phoneme_ids`] gives
+    /// them): samples in about `[-1, 1]` at the voice's sample rate. The same ids and options
+    /// give the same samples.
+    ///
+    /// Fails when a scale is negative, not finite or above 100 (or `length_scale` is 0), or
+    /// when the predicted durations add up to more than 16,384 frames (about three minutes).
     pub fn synthesize_ids(&self, ids: &[i64], options: &SynthesisOptions) -> Result<Vec<f32>> {
         let SynthesisOptions { noise_scale, length_scale, noise_w, seed } = *options;
         for (name, v) in
