@@ -103,9 +103,9 @@ impl Spectrogram {
 /// A complex STFT, `[bins][frames]`.
 #[derive(Debug, Clone)]
 pub struct ComplexSpectrogram {
-    /// Frequency bins.
+    /// Frequency bins: `n_fft / 2 + 1`, from 0 Hz to the Nyquist frequency.
     pub bins: usize,
-    /// Frames.
+    /// Time frames, `hop_length` samples apart.
     pub frames: usize,
     /// `[bins][frames]`, row-major.
     pub data: Vec<Complex<f64>>,
@@ -341,7 +341,8 @@ impl MelScale {
 pub struct MelConfig {
     /// Sample rate of the signal.
     pub sample_rate: u32,
-    /// The STFT.
+    /// The STFT the power spectrogram comes from (`n_fft` sets the frequency resolution the
+    /// mel filters are built on).
     pub stft: StftConfig,
     /// Mel bands.
     pub n_mels: usize,

@@ -125,7 +125,8 @@ impl Error {
         Error::Unsupported { what, detail: detail.into() }
     }
 
-    /// An invalid argument.
+    /// [`Error::InvalidArgument`]: argument `name` is out of range or inconsistent, and
+    /// `reason` says how (with the offending value).
     pub fn invalid_argument(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument { name, reason: reason.into() }
     }

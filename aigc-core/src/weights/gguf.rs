@@ -25,7 +25,9 @@ const MAX_ARRAY_DEPTH: usize = 8;
 /// Alignment when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
-/// A metadata value.
+/// One value of the GGUF header's key-value metadata (`general.architecture`,
+/// `llama.context_length`, `tokenizer.ggml.tokens`, ...), in the type the file stores it as.
+/// [`as_i128`](Self::as_i128) and [`as_f64`](Self::as_f64) read any numeric type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetadataValue {
     /// `uint8`
@@ -217,7 +219,8 @@ pub struct GgufTensorInfo {
     pub name: String,
     /// Dimensions as stored: innermost first (`ne[0]` is the row length).
     pub dims: Vec<u64>,
-    /// The ggml type.
+    /// The element or block type (`F32`, `F16`, `Q4_K`, ...), which fixes how `size` bytes
+    /// decode.
     pub ggml_type: GgmlType,
     /// Offset of the data from the start of the data section.
     pub offset: u64,

@@ -332,7 +332,7 @@ impl WeightFile {
         }
     }
 
-    /// The format's name.
+    /// The format's name for messages: `safetensors`, `GGUF`, `ONNX` or `CTranslate2`.
     pub fn format_name(&self) -> &'static str {
         match self {
             WeightFile::Safetensors(_) => "safetensors",
