@@ -39,7 +39,7 @@ pub struct ClipTextConfig {
     pub intermediate_size: usize,
     /// Transformer layers.
     pub num_hidden_layers: usize,
-    /// Attention heads.
+    /// Attention heads per layer, each `hidden_size / num_attention_heads` wide.
     pub num_attention_heads: usize,
     /// Positions (77).
     pub max_position_embeddings: usize,
@@ -173,7 +173,9 @@ impl EncoderLayer {
     }
 }
 
-/// The CLIP text encoder.
+/// The CLIP text encoder: token ids (from CLIP's tokenizer, padded to one length of at most
+/// `max_position_embeddings`, 77) to per-token hidden states and a pooled vector per
+/// sequence ([`ClipTextOutput`]). Stable Diffusion conditions on the hidden states.
 #[derive(Debug, Clone)]
 pub struct ClipTextEncoder {
     cfg: ClipTextConfig,
@@ -246,6 +248,8 @@ impl ClipTextEncoder {
     }
 
     /// Encodes `ids` (`batch` sequences of the same length, at most the position count).
+    /// Fails when `ids` is empty, a sequence is empty or too long, the lengths differ, or an
+    /// id is outside the vocabulary.
     pub fn forward(&self, ids: &[Vec<u32>]) -> Result<ClipTextOutput> {
         let b = ids.len();
         let t = ids.first().map_or(0, Vec::len);

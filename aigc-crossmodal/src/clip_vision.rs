@@ -51,7 +51,7 @@ pub struct ClipVisionConfig {
     pub intermediate_size: usize,
     /// Transformer layers.
     pub num_hidden_layers: usize,
-    /// Attention heads.
+    /// Attention heads per layer, each `hidden_size / num_attention_heads` wide.
     pub num_attention_heads: usize,
     /// Input channels (3).
     pub num_channels: usize,

@@ -45,7 +45,7 @@ pub struct BertConfig {
     pub intermediate_size: usize,
     /// Transformer layers.
     pub num_hidden_layers: usize,
-    /// Attention heads.
+    /// Attention heads per layer, each `hidden_size / num_attention_heads` wide.
     pub num_attention_heads: usize,
     /// Positions (512).
     pub max_position_embeddings: usize,
@@ -406,7 +406,7 @@ impl SentenceEmbedder {
         self.max_seq_length
     }
 
-    /// The pooling.
+    /// How token vectors become the sentence vector, from `1_Pooling/config.json`.
     pub fn pooling(&self) -> Pooling {
         self.pooling
     }

@@ -231,7 +231,7 @@ pub struct WerStats {
     pub deletions: usize,
     /// Hypothesis words not in the reference.
     pub insertions: usize,
-    /// Words in the reference.
+    /// Words in the reference (after [`normalize_words`]): the rate's denominator.
     pub reference_words: usize,
 }
 
@@ -495,7 +495,7 @@ impl SemanticIndex {
         self.texts.is_empty()
     }
 
-    /// The embedder.
+    /// The embedder the texts were embedded with (queries must use the same one).
     pub fn embedder(&self) -> &SentenceEmbedder {
         &self.embedder
     }

@@ -27,9 +27,9 @@ pub struct WhisperConfig {
     pub n_mels: usize,
     /// Width of the hidden states.
     pub d_model: usize,
-    /// Encoder layers.
+    /// Transformer layers of the audio encoder (4 for tiny, 32 for large).
     pub encoder_layers: usize,
-    /// Decoder layers.
+    /// Transformer layers of the text decoder (as many as the encoder's in OpenAI's models).
     pub decoder_layers: usize,
     /// Attention heads (encoder and decoder).
     pub heads: usize,
@@ -137,7 +137,10 @@ struct DecoderLayer {
     mlp: Mlp,
 }
 
-/// A Whisper model.
+/// A Whisper model: the audio encoder (log-mel frames of one 30 s window to
+/// `[1, audio_ctx, d_model]` states) and the text decoder with its self-attention cache
+/// ([`DecoderState`]). Decoding rules (prompts, timestamps, fallback) live in
+/// [`transcribe`](super::transcribe).
 #[derive(Debug, Clone)]
 pub struct WhisperModel {
     cfg: WhisperConfig,

@@ -63,7 +63,7 @@ pub struct Segment {
     pub start: f64,
     /// End, seconds.
     pub end: f64,
-    /// The text.
+    /// The segment's text as the tokenizer decodes it (usually with a leading space).
     pub text: String,
     /// Its token ids (timestamps excluded).
     pub tokens: Vec<u32>,
@@ -191,7 +191,7 @@ impl Whisper {
         })
     }
 
-    /// The model.
+    /// The encoder-decoder, for running it step by step.
     pub fn model(&self) -> &WhisperModel {
         &self.model
     }
