@@ -153,13 +153,14 @@ pub struct StableDiffusion {
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Txt2ImgParams<'a> {
-    /// The prompt.
+    /// What to draw (truncated to the tokenizer's `model_max_length`, 77 tokens).
     pub prompt: &'a str,
     /// What to steer away from ("" for none).
     pub negative_prompt: &'a str,
-    /// Output size in pixels (multiples of the VAE's downscale times the UNet's).
+    /// Output height in pixels (a multiple of the VAE's downscale times the UNet's: 64 for
+    /// SD 1.x/2.x).
     pub height: usize,
-    /// Output width.
+    /// Output width in pixels, the same multiple as `height`.
     pub width: usize,
     /// Denoising steps.
     pub steps: usize,
@@ -185,11 +186,12 @@ impl<'a> Txt2ImgParams<'a> {
 /// An RGB image, row-major `height * width * 3` values in `[0, 1]`.
 #[derive(Debug, Clone)]
 pub struct Image {
-    /// Pixels.
+    /// `height * width * 3` values in `[0, 1]`, top row first, RGB interleaved
+    /// ([`to_rgb8`](Self::to_rgb8) gives bytes for a PNG).
     pub pixels: Vec<f32>,
-    /// Height.
+    /// Height in pixels.
     pub height: usize,
-    /// Width.
+    /// Width in pixels.
     pub width: usize,
     /// The final latents (before the VAE), `[1, c, h/f, w/f]` flattened.
     pub latents: Vec<f32>,
@@ -268,22 +270,22 @@ impl StableDiffusion {
         self.scheduler = scheduler;
     }
 
-    /// The scheduler.
+    /// The scheduler, to change its options between calls (the next call sets its timesteps).
     pub fn scheduler_mut(&mut self) -> &mut dyn Scheduler {
         self.scheduler.as_mut()
     }
 
-    /// The UNet.
+    /// The denoiser (`unet/`), for calling it directly.
     pub fn unet(&self) -> &UNet2DCondition {
         &self.unet
     }
 
-    /// The VAE.
+    /// The autoencoder (`vae/`) between pixels and latents.
     pub fn vae(&self) -> &AutoencoderKl {
         &self.vae
     }
 
-    /// The text encoder.
+    /// The prompt encoder the pipeline was opened with.
     pub fn text_encoder(&self) -> &dyn PromptEncoder {
         self.text_encoder.as_ref()
     }

@@ -115,7 +115,7 @@ impl TerrainModel {
         Ok(Self { unet })
     }
 
-    /// The UNet.
+    /// The ADM UNet underneath, for calling it with other noise levels or batches.
     pub fn unet(&self) -> &AdmUnet {
         &self.unet
     }

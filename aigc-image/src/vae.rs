@@ -19,7 +19,7 @@ pub struct VaeConfig {
     pub block_out_channels: Vec<usize>,
     /// Residual blocks per encoder level (the decoder has one more).
     pub layers_per_block: usize,
-    /// Latent channels.
+    /// Channels of the latent the diffusion model works on (4 for SD 1.x/2.x).
     pub latent_channels: usize,
     /// Groups of every group norm.
     pub norm_num_groups: usize,

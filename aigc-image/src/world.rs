@@ -163,7 +163,7 @@ impl<F: Fn(i32, i32) -> u32> World<F> {
         NATIVE_SIZE - self.overlap
     }
 
-    /// The model.
+    /// The terrain model the windows are sampled with.
     pub fn model(&self) -> &TerrainModel {
         &self.model
     }

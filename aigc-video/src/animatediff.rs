@@ -15,7 +15,7 @@ use crate::writer::RgbFrame;
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct VideoParams<'a> {
-    /// The prompt.
+    /// What the clip shows (truncated to the tokenizer's `model_max_length`, 77 tokens).
     pub prompt: &'a str,
     /// What to steer away from ("" for none).
     pub negative_prompt: &'a str,
@@ -23,7 +23,7 @@ pub struct VideoParams<'a> {
     pub frames: usize,
     /// Frame height in pixels (a multiple of the VAE's downscale times the UNet's).
     pub height: usize,
-    /// Frame width.
+    /// Frame width in pixels, the same multiple as `height`.
     pub width: usize,
     /// Denoising steps.
     pub steps: usize,
