@@ -134,7 +134,7 @@ pub struct Timings {
     pub prompt_tokens: usize,
     /// Time to process the prompt (one batched forward pass), in seconds.
     pub prompt_secs: f64,
-    /// Tokens generated.
+    /// Tokens sampled, the one that stopped generation included.
     pub generated_tokens: usize,
     /// Time from the first sampled token to the end, in seconds.
     pub generation_secs: f64,
@@ -258,7 +258,7 @@ impl Generator {
         Self::new(loaded, tokenizer, template, context)
     }
 
-    /// The tokenizer.
+    /// The model's tokenizer, for counting or encoding text as the generator does.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }

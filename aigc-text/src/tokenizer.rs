@@ -587,11 +587,12 @@ fn add_gguf_added_tokens(
 pub struct TokenizerConfig {
     /// `bos_token` (a string, or an object with `content`).
     pub bos_token: Option<String>,
-    /// `eos_token`.
+    /// `eos_token`, the text of the token that ends a turn or a document (same forms as
+    /// `bos_token`).
     pub eos_token: Option<String>,
-    /// `add_bos_token`.
+    /// `add_bos_token`: whether encoding prepends `bos_token` (`None`: the file does not say).
     pub add_bos_token: Option<bool>,
-    /// `add_eos_token`.
+    /// `add_eos_token`: whether encoding appends `eos_token` (`None`: the file does not say).
     pub add_eos_token: Option<bool>,
     /// `chat_template`: a string, or the template named `default` in a list.
     pub chat_template: Option<String>,
