@@ -29,11 +29,11 @@ pub struct HifiGanConfig {
     pub resblock_dilation_sizes: Vec<Vec<usize>>,
     /// The residual blocks' and upsamplers' leaky-ReLU slope.
     pub leaky_relu_slope: f64,
-    /// Output sample rate.
+    /// Output sample rate in Hz (16,000 for SpeechT5, the voice's rate for Piper).
     pub sampling_rate: u32,
     /// Whether inputs are normalised by the stored `mean` and `scale` first (SpeechT5).
     pub normalize_before: bool,
-    /// The residual block type.
+    /// Which residual block design the checkpoint uses (`resblock` "1" or "2").
     pub resblock: ResBlockKind,
 }
 
@@ -164,7 +164,10 @@ struct ResBlock {
     convs: Vec<(Conv1d, Option<Conv1d>)>,
 }
 
-/// A HiFi-GAN generator.
+/// A HiFi-GAN generator: `in_channels` features per frame (mel bands, or VITS latents) to
+/// [`hop_length`](HifiGanConfig::hop_length) waveform samples per frame, through
+/// [`forward`](Self::forward) (channels first, tensors) or [`vocode`](Self::vocode) (frames
+/// first, host values).
 #[derive(Debug, Clone)]
 pub struct HifiGan {
     cfg: HifiGanConfig,

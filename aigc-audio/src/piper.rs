@@ -21,7 +21,7 @@ use crate::vits::{
 /// The fields of a Piper voice's `.onnx.json` that synthesis needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PiperConfig {
-    /// Output sample rate.
+    /// Output sample rate in Hz (`audio.sample_rate`; 22,050 for medium voices).
     pub sample_rate: u32,
     /// `audio.quality`: `x_low`, `low`, `medium` or `high` (it selects the architecture).
     pub quality: String,
@@ -214,9 +214,10 @@ impl SynthesisOptions {
 pub struct SpokenSentence {
     /// Its IPA phonemes (with the clause punctuation).
     pub phonemes: String,
-    /// The model ids.
+    /// The ids fed to the model, framed as [`PiperConfig::phoneme_ids`] frames them
+    /// (`^ _ (phoneme _)* $`).
     pub ids: Vec<i64>,
-    /// The waveform.
+    /// The waveform at the voice's sample rate, in about `[-1, 1]`.
     pub samples: Vec<f32>,
 }
 

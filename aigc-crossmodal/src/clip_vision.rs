@@ -135,7 +135,9 @@ pub struct ClipVisionOutput {
     pub pooled: Tensor<2>,
 }
 
-/// The CLIP vision tower.
+/// The CLIP vision tower (`CLIPVisionModel`): square images cut into `patch_size` patches, a
+/// class token in front, pre-norm transformer layers; the pooled output is the class token's
+/// final state ([`ClipVisionOutput`]).
 #[derive(Debug, Clone)]
 pub struct ClipVisionEncoder {
     cfg: ClipVisionConfig,

@@ -369,7 +369,9 @@ impl Block {
     }
 }
 
-/// The Stable Diffusion UNet.
+/// The Stable Diffusion UNet (`UNet2DConditionModel`): a noisy latent, its timestep and the
+/// text encoder's hidden states in, the model's prediction (noise, or v) out, the same shape
+/// as the latent.
 #[derive(Debug, Clone)]
 pub struct UNet2DCondition {
     cfg: UnetConfig,

@@ -208,7 +208,9 @@ impl LatentDistribution {
     }
 }
 
-/// The VAE.
+/// The Stable Diffusion VAE (`AutoencoderKL`): [`encode`](Self::encode) takes images in
+/// `[-1, 1]` to a latent distribution [`downscale`](Self::downscale) times smaller on each
+/// side; [`decode`](Self::decode) takes latents back to images.
 #[derive(Debug, Clone)]
 pub struct AutoencoderKl {
     cfg: VaeConfig,

@@ -255,7 +255,9 @@ pub fn ggml_dtype(t: GgmlType) -> DType {
     }
 }
 
-/// A memory-mapped GGUF file.
+/// A memory-mapped GGUF file: the header (version, key-value metadata, tensor entries) parsed
+/// and checked when opened, tensor data read from the map only when a tensor is asked for
+/// (through [`TensorSource`], quantized blocks included).
 pub struct GgufFile {
     path: PathBuf,
     map: std::sync::Arc<Storage>,

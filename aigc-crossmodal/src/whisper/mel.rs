@@ -29,7 +29,8 @@ pub struct LogMel {
     pub n_mels: usize,
     /// Frames (one per 10 ms).
     pub frames: usize,
-    /// The values.
+    /// `n_mels * frames` values, one row per band: `log10` power floored at 8 below the
+    /// maximum, then `(x + 4) / 4`, so they span at most 2.
     pub data: Vec<f32>,
 }
 
