@@ -102,6 +102,8 @@ pub fn sigmas(steps: usize) -> Vec<f32> {
 
 impl TerrainModel {
     /// Loads the ONNX checkpoint (`terrain_consistency_unet_difficulty100.onnx`) onto `device`.
+    /// Fails when the file cannot be read, a parameter is missing or misshaped (one report
+    /// naming them all), or the UNet is not a one-channel model with a difficulty label.
     pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let file = OnnxFile::open(path)?;
         let params = file.parameters();
@@ -144,6 +146,9 @@ impl TerrainModel {
     /// Generates a terrain from unit normal `noise` (128x128) in `steps` steps (1 as the
     /// package does; more re-noise with `seed`'s stream between steps). `progress(i, steps)`
     /// is called after each step.
+    ///
+    /// Fails when `steps` is 0, `noise` does not hold 128x128 values, or `difficulty` is
+    /// outside 1..=100.
     pub fn generate(
         &self,
         noise: &[f32],

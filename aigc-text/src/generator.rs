@@ -209,6 +209,11 @@ impl Generator {
     }
 
     /// Opens a GGUF file or a Hugging Face directory with a [`DEFAULT_CONTEXT`]-token context.
+    ///
+    /// Fails when the files cannot be read ([`Error::Core`]: I/O, format, or a load report
+    /// naming every missing or misshaped tensor), the architecture is not supported, the
+    /// configuration lacks a value ([`Error::Config`]), or the tokenizer or chat template
+    /// cannot be built.
     pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         Self::open_with_context(path, device, DEFAULT_CONTEXT)
     }
@@ -314,7 +319,13 @@ impl Generator {
         tensor_to_vec(out)
     }
 
-    /// Generates a completion of `prompt`.
+    /// Generates a completion of `prompt` (text, chat messages rendered with the model's
+    /// template, or token ids) until [`FinishReason`] says why it stopped; running out of
+    /// context ends generation with [`FinishReason::ContextFull`] rather than an error.
+    ///
+    /// Fails when the prompt has no tokens or is longer than the context
+    /// ([`Error::ContextOverflow`]), a stop string is empty or a sampling parameter is out of
+    /// range, or messages are given to a model without a chat template ([`Error::Template`]).
     ///
     /// ```no_run
     /// # fn main() -> aigc_text::Result<()> {

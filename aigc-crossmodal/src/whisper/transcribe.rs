@@ -245,7 +245,9 @@ impl Whisper {
         self.transcribe(&samples, options)
     }
 
-    /// Transcribes 16 kHz mono audio.
+    /// Transcribes 16 kHz mono audio (samples in `[-1, 1]`), 30-second window by window, with
+    /// openai-whisper's temperature fallback and no-speech rules from `options`. Fails when
+    /// `options.temperatures` is empty or holds a negative or non-finite value.
     pub fn transcribe(&self, audio: &[f32], options: &TranscribeOptions) -> Result<Transcript> {
         if options.temperatures.is_empty()
             || options.temperatures.iter().any(|t| !t.is_finite() || *t < 0.0)
