@@ -52,26 +52,18 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--text" => args.text = value("--text")?,
-            "--voice" => args.voice = value("--voice")?,
-            "--noise-scale" => {
-                args.noise_scale = Some(num("--noise-scale", value("--noise-scale")?)?)
-            }
-            "--noise-w" => args.noise_w = Some(num("--noise-w", value("--noise-w")?)?),
-            "--length-scale" => {
-                args.length_scale = Some(num("--length-scale", value("--length-scale")?)?)
-            }
-            "--seed" => args.seed = num("--seed", value("--seed")?)?,
-            "--out" => args.out = value("--out")?.into(),
+            "--text" => args.text = flags.value()?,
+            "--voice" => args.voice = flags.value()?,
+            "--noise-scale" => args.noise_scale = Some(flags.parse()?),
+            "--noise-w" => args.noise_w = Some(flags.parse()?),
+            "--length-scale" => args.length_scale = Some(flags.parse()?),
+            "--seed" => args.seed = flags.parse()?,
+            "--out" => args.out = flags.value()?.into(),
             "--json" => args.json = true,
-            "--device" => args.device = Some(value("--device")?),
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -131,14 +123,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -33,6 +33,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! - [`cli`]: flags, a progress bar and the exit convention for command-line programs.
 //! - [`device`]: choose a burn [`Device`](burn::tensor::Device) by name (`flex`, `ndarray`,
 //!   `wgpu`, `cuda`) or from `AIGC_DEVICE`.
 //! - [`error`]: the [`Error`] type; every variant says what and where.
@@ -50,6 +51,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod device;
 pub mod error;
 pub mod layers;

@@ -32,13 +32,12 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args =
         Args { texts: Vec::new(), model: "all-minilm-l6-v2".into(), json: false, device: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(arg) = flags.next() {
         match arg.as_str() {
-            "--model" => args.model = value("--model")?,
+            "--model" => args.model = flags.value()?,
             "--json" => args.json = true,
-            "--device" => args.device = Some(value("--device")?),
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             "--" => {}
             flag if flag.starts_with("--") => return Err(format!("unknown argument `{flag}`")),
@@ -93,14 +92,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

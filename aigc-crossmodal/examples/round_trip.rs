@@ -50,20 +50,19 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--text" => args.text = value("--text")?,
-            "--voice" => args.voice = value("--voice")?,
-            "--model" => args.model = value("--model")?,
+            "--text" => args.text = flags.value()?,
+            "--voice" => args.voice = flags.value()?,
+            "--model" => args.model = flags.value()?,
             "--seed" => {
-                let v = value("--seed")?;
+                let v = flags.value()?;
                 args.seed = v.parse().map_err(|_| format!("--seed: `{v}` is not a number"))?;
             }
-            "--out" => args.out = Some(value("--out")?),
+            "--out" => args.out = Some(flags.value()?),
             "--json" => args.json = true,
-            "--device" => args.device = Some(value("--device")?),
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -122,20 +121,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args() {
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-        Ok(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

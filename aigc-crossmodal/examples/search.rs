@@ -74,23 +74,19 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--topic" => args.topics.push(value("--topic")?),
-            "--n" => args.n = num("--n", value("--n")?)?,
-            "--max-tokens" => args.max_tokens = num("--max-tokens", value("--max-tokens")?)?,
-            "--seed" => args.seed = num("--seed", value("--seed")?)?,
-            "--temperature" => args.temperature = num("--temperature", value("--temperature")?)?,
-            "--top" => args.top = Some(num("--top", value("--top")?)?),
-            "--text-model" => args.text_model = value("--text-model")?,
-            "--model" => args.model = value("--model")?,
+            "--topic" => args.topics.push(flags.value()?),
+            "--n" => args.n = flags.parse()?,
+            "--max-tokens" => args.max_tokens = flags.parse()?,
+            "--seed" => args.seed = flags.parse()?,
+            "--temperature" => args.temperature = flags.parse()?,
+            "--top" => args.top = Some(flags.parse()?),
+            "--text-model" => args.text_model = flags.value()?,
+            "--model" => args.model = flags.value()?,
             "--json" => args.json = true,
-            "--device" => args.device = Some(value("--device")?),
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with("--") => return Err(format!("unknown argument `{other}`")),
             query if args.query.is_empty() => args.query = query.to_string(),
@@ -186,20 +182,5 @@ fn first_sentence(text: &str, cut: bool) -> String {
 }
 
 fn main() -> ExitCode {
-    match parse_args() {
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-        Ok(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -44,15 +44,14 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--model" => args.model = value("--model")?,
+            "--model" => args.model = flags.value()?,
             "--no-timestamps" => args.timestamps = false,
-            "--language" => args.language = Some(value("--language")?),
+            "--language" => args.language = Some(flags.value()?),
             "--json" => args.json = true,
-            "--device" => args.device = Some(value("--device")?),
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with("--") => return Err(format!("unknown argument `{other}`")),
             path => args.audio = path.to_string(),
@@ -117,14 +116,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -10,10 +10,8 @@
 //! tile edges and inside tiles. The model is fetched with `scripts/fetch-models.sh` on first
 //! use.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use aigc_core::models;
 use aigc_image::terrain::NATIVE_SIZE;
@@ -73,33 +71,30 @@ fn parse_args() -> Result<Args, String> {
         model: "terrain-consistency-unet".into(),
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--seed" => args.seed = num("--seed", value("--seed")?)?,
-            "--tiles" => args.tiles = pair("--tiles", &value("--tiles")?.to_lowercase(), 'x')?,
-            "--at" => args.at = pair("--at", &value("--at")?, ',')?,
+            "--seed" => args.seed = flags.parse()?,
+            "--tiles" => args.tiles = pair("--tiles", &flags.value()?.to_lowercase(), 'x')?,
+            "--at" => args.at = pair("--at", &flags.value()?, ',')?,
             "--difficulty" => {
-                let v = value("--difficulty")?;
+                let v = flags.value()?;
                 args.difficulty = match v.contains('-') {
                     true => pair("--difficulty", &v, '-')?,
                     false => {
-                        let d = num("--difficulty", v)?;
+                        let d =
+                            v.parse().map_err(|_| format!("--difficulty: `{v}` is not valid"))?;
                         (d, d)
                     }
                 };
             }
-            "--overlap" => args.overlap = num("--overlap", value("--overlap")?)?,
-            "--tile" => args.tile = Some(num("--tile", value("--tile")?)?),
-            "--scale" => args.scale = num("--scale", value("--scale")?)?,
-            "--out" => args.out = value("--out")?.into(),
-            "--out-npy" => args.out_npy = Some(value("--out-npy")?.into()),
-            "--model" => args.model = value("--model")?,
-            "--device" => args.device = Some(value("--device")?),
+            "--overlap" => args.overlap = flags.parse()?,
+            "--tile" => args.tile = Some(flags.parse()?),
+            "--scale" => args.scale = flags.parse()?,
+            "--out" => args.out = flags.value()?.into(),
+            "--out-npy" => args.out_npy = Some(flags.value()?.into()),
+            "--model" => args.model = flags.value()?,
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -133,22 +128,10 @@ fn run(args: Args) -> Result<(), String> {
         args.tile.unwrap_or(if NATIVE_SIZE.is_multiple_of(stride) { NATIVE_SIZE } else { stride });
     let mut world =
         World::new(model, args.seed, difficulty).with_layout(args.overlap, tile).map_err(err)?;
-    let start = Instant::now();
-    let field = world
-        .region(x0, y0, w, h, |done, total| {
-            let width = 30;
-            let filled = width * done / total;
-            eprint!(
-                "\rdenoising windows [{}{}] {done}/{total} {:.1}s",
-                "#".repeat(filled),
-                " ".repeat(width - filled),
-                start.elapsed().as_secs_f32()
-            );
-            let _ = std::io::stderr().flush();
-        })
-        .map_err(err)?;
-    eprintln!();
-    let seconds = start.elapsed().as_secs_f32();
+    let bar = aigc_core::cli::Progress::new("denoising windows");
+    let field = world.region(x0, y0, w, h, |d, t| bar.update(d, t)).map_err(err)?;
+    bar.finish();
+    let seconds = bar.elapsed().as_secs_f32();
     let rgb =
         render_heights_rgb(&field.heights, field.width, field.height, args.scale).map_err(err)?;
     png::write_rgb8(&args.out, field.width * args.scale, field.height * args.scale, &rgb)
@@ -207,14 +190,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

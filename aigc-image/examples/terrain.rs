@@ -8,10 +8,8 @@
 //! a shaded colour rendering next to it (`-shaded.png`, or `--render`). The model is fetched
 //! with `scripts/fetch-models.sh` on first use.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use aigc_core::models;
 use aigc_image::terrain::{NATIVE_SIZE, TerrainModel, normal_noise};
@@ -54,22 +52,18 @@ fn parse_args() -> Result<Args, String> {
         model: "terrain-consistency-unet".into(),
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--steps" => args.steps = num("--steps", value("--steps")?)?,
-            "--difficulty" => args.difficulty = num("--difficulty", value("--difficulty")?)?,
-            "--seed" => args.seed = num("--seed", value("--seed")?)?,
-            "--latents" => args.latents = Some(value("--latents")?.into()),
-            "--out" => args.out = value("--out")?.into(),
-            "--render" => args.render = Some(value("--render")?.into()),
-            "--out-npy" => args.out_npy = Some(value("--out-npy")?.into()),
-            "--model" => args.model = value("--model")?,
-            "--device" => args.device = Some(value("--device")?),
+            "--steps" => args.steps = flags.parse()?,
+            "--difficulty" => args.difficulty = flags.parse()?,
+            "--seed" => args.seed = flags.parse()?,
+            "--latents" => args.latents = Some(flags.value()?.into()),
+            "--out" => args.out = flags.value()?.into(),
+            "--render" => args.render = Some(flags.value()?.into()),
+            "--out-npy" => args.out_npy = Some(flags.value()?.into()),
+            "--model" => args.model = flags.value()?,
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -99,21 +93,11 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => normal_noise(args.seed, n),
     };
-    let start = Instant::now();
+    let bar = aigc_core::cli::Progress::new("denoising");
     let terrain = model
-        .generate(&noise, args.difficulty, args.steps, args.seed, |done, total| {
-            let width = 30;
-            let filled = width * done / total;
-            eprint!(
-                "\rdenoising [{}{}] {done}/{total} {:.1}s",
-                "#".repeat(filled),
-                " ".repeat(width - filled),
-                start.elapsed().as_secs_f32()
-            );
-            let _ = std::io::stderr().flush();
-        })
+        .generate(&noise, args.difficulty, args.steps, args.seed, |d, t| bar.update(d, t))
         .map_err(err)?;
-    eprintln!();
+    bar.finish();
     png::write_gray16(&args.out, NATIVE_SIZE, NATIVE_SIZE, &terrain.normalized()).map_err(err)?;
     let render = args.render.clone().unwrap_or_else(|| {
         let stem = args.out.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -137,14 +121,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -9,10 +9,8 @@
 //! generated seamlessly from overlapping windows ([`aigc_image::world::World`], the package's
 //! `tile` mode). The model is fetched with `scripts/fetch-models.sh` on first use.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use aigc_core::models;
 use aigc_image::mesh::{MeshOptions, heightmap_mesh, write_mesh};
@@ -61,25 +59,19 @@ fn parse_args() -> Result<Args, String> {
         model: "terrain-consistency-unet".into(),
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--seed" => args.seed = num("--seed", value("--seed")?)?,
-            "--difficulty" => args.difficulty = num("--difficulty", value("--difficulty")?)?,
-            "--size" => args.size = num("--size", value("--size")?)?,
-            "--cell" => args.cell = num("--cell", value("--cell")?)?,
-            "--exaggeration" => {
-                args.exaggeration = Some(num("--exaggeration", value("--exaggeration")?)?)
-            }
-            "--stride" => args.stride = Some(num("--stride", value("--stride")?)?),
-            "--max-error" => args.max_error = num("--max-error", value("--max-error")?)?,
-            "--out" => args.out = Some(value("--out")?.into()),
-            "--model" => args.model = value("--model")?,
-            "--device" => args.device = Some(value("--device")?),
+            "--seed" => args.seed = flags.parse()?,
+            "--difficulty" => args.difficulty = flags.parse()?,
+            "--size" => args.size = flags.parse()?,
+            "--cell" => args.cell = flags.parse()?,
+            "--exaggeration" => args.exaggeration = Some(flags.parse()?),
+            "--stride" => args.stride = Some(flags.parse()?),
+            "--max-error" => args.max_error = flags.parse()?,
+            "--out" => args.out = Some(flags.value()?.into()),
+            "--model" => args.model = flags.value()?,
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -122,30 +114,19 @@ fn run(args: Args) -> Result<(), String> {
     )
     .map_err(err)?;
     let n = args.size;
-    let start = Instant::now();
-    let bar = |what: &str, done: usize, total: usize| {
-        let width = 30;
-        let filled = width * done / total.max(1);
-        eprint!(
-            "\r{what} [{}{}] {done}/{total} {:.1}s",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            start.elapsed().as_secs_f32()
-        );
-        let _ = std::io::stderr().flush();
-    };
+    let label = if n > NATIVE_SIZE { "denoising windows" } else { "denoising" };
+    let bar = aigc_core::cli::Progress::new(label);
     let heights = if n > NATIVE_SIZE {
         let difficulty = args.difficulty;
         let mut world = World::new(model, args.seed, move |_, _| difficulty);
-        let field =
-            world.heights(0, 0, n, n, |d, t| bar("denoising windows", d, t)).map_err(err)?;
+        let field = world.heights(0, 0, n, n, |d, t| bar.update(d, t)).map_err(err)?;
         // The lowest point at 0, as the package's zero floor.
         let lo = field.heights.iter().copied().fold(f32::INFINITY, f32::min);
         field.heights.iter().map(|h| h - lo).collect()
     } else {
         let noise = normal_noise(args.seed, NATIVE_SIZE * NATIVE_SIZE);
         let terrain = model
-            .generate(&noise, args.difficulty, 1, args.seed, |d, t| bar("denoising", d, t))
+            .generate(&noise, args.difficulty, 1, args.seed, |d, t| bar.update(d, t))
             .map_err(err)?;
         if n == NATIVE_SIZE {
             terrain.heights
@@ -155,8 +136,8 @@ fn run(args: Args) -> Result<(), String> {
             small.iter().map(|h| h - lo).collect()
         }
     };
-    eprintln!();
-    let generated = start.elapsed().as_secs_f32();
+    bar.finish();
+    let generated = bar.elapsed().as_secs_f32();
     let stride = args.stride.unwrap_or(n.div_ceil(256).max(1));
     // By default, relief a sixth of the side: the model's heights (0..22 units on a grid of
     // 128) are flat seen at true scale.
@@ -194,14 +175,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -10,9 +10,7 @@
 //!     [--init IMAGE.png --strength 0.6] [--out out.png] [--clip DIR] [--device NAME]
 //! ```
 
-use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use aigc_core::schedulers::SeededNoise;
 use aigc_crossmodal::draw::{ClipScorer, open_stable_diffusion};
@@ -41,36 +39,83 @@ fn read_png_rgb(path: &str) -> Result<(Vec<f32>, usize, usize), String> {
     Ok((rgb, h, w))
 }
 
-fn run() -> Result<(), String> {
+struct Args {
+    model: String,
+    prompt: String,
+    negative: String,
+    out: String,
+    steps: usize,
+    guidance: f32,
+    height: usize,
+    width: usize,
+    seed: u64,
+    init: Option<String>,
+    strength: f32,
+    device: Option<String>,
+    clip: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
     let (mut model, mut prompt, mut negative, mut out) =
         (None, None, String::new(), "out.png".to_string());
     let (mut steps, mut guidance, mut height, mut width, mut seed) =
         (25usize, 7.5f32, 512usize, 512usize, 0u64);
     let (mut init, mut strength, mut device, mut clip) = (None, 0.6f32, None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let bad = |v: &str| format!("`{v}` is not a valid number");
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--model" => model = Some(value()?),
-            "--prompt" => prompt = Some(value()?),
-            "--negative" => negative = value()?,
-            "--out" => out = value()?,
-            "--init" => init = Some(value()?),
-            "--device" => device = Some(value()?),
-            "--clip" => clip = Some(value()?),
-            "--steps" => steps = value()?.parse().map_err(|_| bad("steps"))?,
-            "--guidance" => guidance = value()?.parse().map_err(|_| bad("guidance"))?,
-            "--height" => height = value()?.parse().map_err(|_| bad("height"))?,
-            "--width" => width = value()?.parse().map_err(|_| bad("width"))?,
-            "--seed" => seed = value()?.parse().map_err(|_| bad("seed"))?,
-            "--strength" => strength = value()?.parse().map_err(|_| bad("strength"))?,
+            "--model" => model = Some(flags.value()?),
+            "--prompt" => prompt = Some(flags.value()?),
+            "--negative" => negative = flags.value()?,
+            "--out" => out = flags.value()?,
+            "--init" => init = Some(flags.value()?),
+            "--device" => device = Some(flags.value()?),
+            "--clip" => clip = Some(flags.value()?),
+            "--steps" => steps = flags.parse()?,
+            "--guidance" => guidance = flags.parse()?,
+            "--height" => height = flags.parse()?,
+            "--width" => width = flags.parse()?,
+            "--seed" => seed = flags.parse()?,
+            "--strength" => strength = flags.parse()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
     let model = model.ok_or("--model is required")?;
     let prompt = prompt.ok_or("--prompt is required")?;
+    Ok(Args {
+        model,
+        prompt,
+        negative,
+        out,
+        steps,
+        guidance,
+        height,
+        width,
+        seed,
+        init,
+        strength,
+        device,
+        clip,
+    })
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let Args {
+        model,
+        prompt,
+        negative,
+        out,
+        steps,
+        guidance,
+        height,
+        width,
+        seed,
+        init,
+        strength,
+        device,
+        clip,
+    } = args;
     let device =
         aigc_core::device::device_from_arg_or_env(device.as_deref()).map_err(|e| e.to_string())?;
     let mut sd = open_stable_diffusion(&model, &device).map_err(|e| e.to_string())?;
@@ -78,17 +123,8 @@ fn run() -> Result<(), String> {
         Some(dir) => Some(ClipScorer::open(dir, &device).map_err(|e| e.to_string())?),
         None => None,
     };
-    let start = Instant::now();
-    let progress = |done: usize, total: usize| {
-        let filled = 30 * done / total.max(1);
-        eprint!(
-            "\rdenoising [{}{}] {done}/{total} {:.1}s",
-            "#".repeat(filled),
-            " ".repeat(30 - filled),
-            start.elapsed().as_secs_f32()
-        );
-        let _ = std::io::stderr().flush();
-    };
+    let bar = aigc_core::cli::Progress::new("denoising");
+    let progress = |done: usize, total: usize| bar.update(done, total);
     let mut noise = SeededNoise::new(seed);
     let image = match &init {
         Some(path) => {
@@ -118,7 +154,7 @@ fn run() -> Result<(), String> {
         }
     }
     .map_err(|e| e.to_string())?;
-    eprintln!();
+    bar.finish();
     aigc_image::png::write_rgb8(&out, image.width, image.height, &image.to_rgb8())
         .map_err(|e| e.to_string())?;
     println!("wrote {out} ({}x{})", image.width, image.height);
@@ -130,14 +166,5 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -41,40 +41,36 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
+    let mut flags = aigc_core::cli::Flags::from_env();
     let mut params = CodeParams::greedy(Language::Python, 128);
     let mut model = models::DEFAULT_TEXT_MODEL.to_string();
     let (mut prefix, mut file, mut suffix, mut lang) = (None, None, None, None);
     let (mut device, mut json) = (None, false);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--model" => model = value("--model")?,
-            "--prefix" => prefix = Some(value("--prefix")?),
-            "--suffix" => suffix = Some(value("--suffix")?),
+            "--model" => model = flags.value()?,
+            "--prefix" => prefix = Some(flags.value()?),
+            "--suffix" => suffix = Some(flags.value()?),
             "--lang" => {
-                let v = value("--lang")?;
+                let v = flags.value()?;
                 lang = Some(Language::from_name(&v).ok_or(format!("--lang: unknown `{v}`"))?);
             }
             "--mode" => {
-                let v = value("--mode")?;
+                let v = flags.value()?;
                 params.mode = PromptMode::from_name(&v).ok_or(format!("--mode: unknown `{v}`"))?;
             }
-            "--max-tokens" => params.max_new_tokens = num("--max-tokens", value("--max-tokens")?)?,
+            "--max-tokens" => params.max_new_tokens = flags.parse()?,
             "--temperature" => {
                 params.sampling = aigc_text::SamplingParams {
-                    temperature: num("--temperature", value("--temperature")?)?,
+                    temperature: flags.parse()?,
                     seed: params.sampling.seed,
                     ..Default::default()
                 }
             }
-            "--seed" => params.sampling.seed = num("--seed", value("--seed")?)?,
-            "--stop" => params.stop.push(value("--stop")?),
+            "--seed" => params.sampling.seed = flags.parse()?,
+            "--stop" => params.stop.push(flags.value()?),
             "--no-block-end" => params.stop_at_block_end = false,
-            "--device" => device = Some(value("--device")?),
+            "--device" => device = Some(flags.value()?),
             "--json" => json = true,
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with("--") => return Err(format!("unknown argument `{other}`")),
@@ -131,21 +127,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -42,7 +42,7 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
+    let mut flags = aigc_core::cli::Flags::from_env();
     let mut args = Args {
         model: models::DEFAULT_TEXT_MODEL.to_string(),
         prompt: String::new(),
@@ -55,39 +55,31 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut prompt = None;
     let s: &mut SamplingParams = &mut args.config.sampling;
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--model" => args.model = value("--model")?,
-            "--prompt" => prompt = Some(value("--prompt")?),
-            "--system" => args.system = Some(value("--system")?),
+            "--model" => args.model = flags.value()?,
+            "--prompt" => prompt = Some(flags.value()?),
+            "--system" => args.system = Some(flags.value()?),
             "--chat" => args.chat = true,
             "--json" => args.json = true,
-            "--device" => args.device = Some(value("--device")?),
-            "--max-tokens" => {
-                args.config.max_new_tokens = num("--max-tokens", value("--max-tokens")?)?
-            }
-            "--context" => args.context = num("--context", value("--context")?)?,
-            "--temperature" => s.temperature = num("--temperature", value("--temperature")?)?,
-            "--top-k" => s.top_k = num("--top-k", value("--top-k")?)?,
-            "--top-p" => s.top_p = num("--top-p", value("--top-p")?)?,
-            "--min-p" => s.min_p = num("--min-p", value("--min-p")?)?,
-            "--repeat-penalty" => {
-                s.repeat_penalty = num("--repeat-penalty", value("--repeat-penalty")?)?
-            }
-            "--seed" => s.seed = num("--seed", value("--seed")?)?,
-            "--stop" => args.config.stop.push(value("--stop")?),
+            "--device" => args.device = Some(flags.value()?),
+            "--max-tokens" => args.config.max_new_tokens = flags.parse()?,
+            "--context" => args.context = flags.parse()?,
+            "--temperature" => s.temperature = flags.parse()?,
+            "--top-k" => s.top_k = flags.parse()?,
+            "--top-p" => s.top_p = flags.parse()?,
+            "--min-p" => s.min_p = flags.parse()?,
+            "--repeat-penalty" => s.repeat_penalty = flags.parse()?,
+            "--seed" => s.seed = flags.parse()?,
+            "--stop" => args.config.stop.push(flags.value()?),
             "--ignore-eos" => args.config.ignore_eos = true,
             "--threads" => {
-                let n: usize = num("--threads", value("--threads")?)?;
+                let n: usize = flags.parse()?;
                 aigc_core::quant::kernels::set_num_threads(n).map_err(|e| e.to_string())?;
             }
             "--activations" => {
                 use aigc_core::quant::kernels::{Activations, set_activations};
-                set_activations(match value("--activations")?.as_str() {
+                set_activations(match flags.value()?.as_str() {
                     "f32" => Activations::F32,
                     "q8" => Activations::Q8,
                     other => return Err(format!("--activations: `{other}` is not f32 or q8")),
@@ -152,21 +144,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

@@ -14,9 +14,7 @@
 //! noise-like): `--model tools/fixtures/image/sd-tiny --adapter
 //! tools/fixtures/video/animatediff-tiny/motion_adapter --height 32 --width 24 --frames 4`.
 
-use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use aigc_core::schedulers::SeededNoise;
 use aigc_crossmodal::clip::ClipTextEncoder;
@@ -28,69 +26,94 @@ const USAGE: &str =
                    [--frames N] [--steps N] [--guidance G] [--height H] [--width W] [--seed S]
                    [--fps F] [--out FILE.gif|.png|.y4m|DIR] [--device NAME]";
 
-fn run() -> Result<(), String> {
-    let (mut model, mut adapter, mut prompt, mut negative) = (None, None, None, String::new());
-    let mut params = VideoParams::new("");
-    let (mut seed, mut fps, mut out, mut device) = (0u64, 8.0f64, "clip.gif".to_string(), None);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let bad = |v: &str| format!("{flag}: `{v}` is not a valid number");
-        macro_rules! num {
-            () => {{
-                let v = value()?;
-                v.parse().map_err(|_| bad(&v))?
-            }};
-        }
+struct Args {
+    model: String,
+    adapter: String,
+    prompt: String,
+    negative: String,
+    frames: usize,
+    steps: usize,
+    guidance: f32,
+    height: usize,
+    width: usize,
+    seed: u64,
+    fps: f64,
+    out: String,
+    device: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let defaults = VideoParams::new("");
+    let (mut model, mut adapter, mut prompt) = (None, None, None);
+    let mut args = Args {
+        model: String::new(),
+        adapter: String::new(),
+        prompt: String::new(),
+        negative: String::new(),
+        frames: defaults.frames,
+        steps: defaults.steps,
+        guidance: defaults.guidance_scale,
+        height: defaults.height,
+        width: defaults.width,
+        seed: 0,
+        fps: 8.0,
+        out: "clip.gif".into(),
+        device: None,
+    };
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--model" => model = Some(value()?),
-            "--adapter" => adapter = Some(value()?),
-            "--prompt" => prompt = Some(value()?),
-            "--negative" => negative = value()?,
-            "--out" => out = value()?,
-            "--device" => device = Some(value()?),
-            "--frames" => params.frames = num!(),
-            "--steps" => params.steps = num!(),
-            "--guidance" => params.guidance_scale = num!(),
-            "--height" => params.height = num!(),
-            "--width" => params.width = num!(),
-            "--seed" => seed = num!(),
-            "--fps" => fps = num!(),
+            "--model" => model = Some(flags.value()?),
+            "--adapter" => adapter = Some(flags.value()?),
+            "--prompt" => prompt = Some(flags.value()?),
+            "--negative" => args.negative = flags.value()?,
+            "--out" => args.out = flags.value()?,
+            "--device" => args.device = Some(flags.value()?),
+            "--frames" => args.frames = flags.parse()?,
+            "--steps" => args.steps = flags.parse()?,
+            "--guidance" => args.guidance = flags.parse()?,
+            "--height" => args.height = flags.parse()?,
+            "--width" => args.width = flags.parse()?,
+            "--seed" => args.seed = flags.parse()?,
+            "--fps" => args.fps = flags.parse()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    let model = model.ok_or("--model is required")?;
-    let adapter = adapter.ok_or("--adapter is required")?;
-    let prompt = prompt.ok_or("--prompt is required")?;
-    params.prompt = &prompt;
-    params.negative_prompt = &negative;
+    args.model = model.ok_or("--model is required")?;
+    args.adapter = adapter.ok_or("--adapter is required")?;
+    args.prompt = prompt.ok_or("--prompt is required")?;
+    Ok(args)
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let Args { model, adapter, device, seed, fps, out, .. } = &args;
+    let params = VideoParams {
+        prompt: &args.prompt,
+        negative_prompt: &args.negative,
+        frames: args.frames,
+        height: args.height,
+        width: args.width,
+        steps: args.steps,
+        guidance_scale: args.guidance,
+        ..VideoParams::new("")
+    };
     let device =
         aigc_core::device::device_from_arg_or_env(device.as_deref()).map_err(|e| e.to_string())?;
-    let model = std::path::Path::new(&model);
+    let model = std::path::Path::new(model);
     let encoder =
         ClipTextEncoder::open(model.join("text_encoder"), &device).map_err(|e| e.to_string())?;
     let mut pipe =
-        AnimateDiff::open(model, &adapter, encoder, &device).map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    let progress = |done: usize, total: usize| {
-        let filled = 30 * done / total.max(1);
-        eprint!(
-            "\rdenoising {} frames [{}{}] {done}/{total} {:.1}s",
-            params.frames,
-            "#".repeat(filled),
-            " ".repeat(30 - filled),
-            start.elapsed().as_secs_f32()
-        );
-        let _ = std::io::stderr().flush();
-    };
+        AnimateDiff::open(model, adapter, encoder, &device).map_err(|e| e.to_string())?;
+    let bar = aigc_core::cli::Progress::new(format!("denoising {} frames", params.frames));
+    let progress = |done: usize, total: usize| bar.update(done, total);
     let video = pipe
-        .generate(&params, None, &mut SeededNoise::new(seed), progress)
+        .generate(&params, None, &mut SeededNoise::new(*seed), progress)
         .map_err(|e| e.to_string())?;
-    eprintln!();
+    bar.finish();
     let frames = video.rgb_frames();
     let (w, h) = (frames[0].width, frames[0].height);
-    let mut writer = open_writer(out.as_ref(), w, h, fps).map_err(|e| e.to_string())?;
+    let mut writer = open_writer(out.as_ref(), w, h, *fps).map_err(|e| e.to_string())?;
     for frame in &frames {
         writer.write_frame(frame).map_err(|e| e.to_string())?;
     }
@@ -99,20 +122,11 @@ fn run() -> Result<(), String> {
         "wrote {} ({} frames of {w}x{h}) in {:.1}s",
         written.display(),
         frames.len(),
-        start.elapsed().as_secs_f32()
+        bar.elapsed().as_secs_f32()
     );
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }

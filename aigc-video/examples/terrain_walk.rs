@@ -10,10 +10,8 @@
 //! a folder or a `%04d` / `{}` pattern). Prints the smoothness figure at the end: the mean
 //! absolute frame-to-frame difference of the walk against independent samples.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use aigc_core::models;
 use aigc_image::terrain::TerrainModel;
@@ -55,28 +53,20 @@ fn parse_args() -> Result<Args, String> {
         model: "terrain-consistency-unet".into(),
         device: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
+    let mut flags = aigc_core::cli::Flags::from_env();
+    while let Some(flag) = flags.next() {
         match flag.as_str() {
-            "--frames" => walk.frames = num("--frames", value("--frames")?)?,
-            "--seed" => seeds.push(num("--seed", value("--seed")?)?),
-            "--difficulty-from" => {
-                walk.difficulty_from = num("--difficulty-from", value("--difficulty-from")?)?
-            }
-            "--difficulty-to" => {
-                walk.difficulty_to = num("--difficulty-to", value("--difficulty-to")?)?
-            }
-            "--fps" => args.fps = num("--fps", value("--fps")?)?,
-            "--scale" => walk.scale = num("--scale", value("--scale")?)?,
-            "--batch" => walk.batch = num("--batch", value("--batch")?)?,
-            "--out" => args.out = value("--out")?.into(),
+            "--frames" => walk.frames = flags.parse()?,
+            "--seed" => seeds.push(flags.parse()?),
+            "--difficulty-from" => walk.difficulty_from = flags.parse()?,
+            "--difficulty-to" => walk.difficulty_to = flags.parse()?,
+            "--fps" => args.fps = flags.parse()?,
+            "--scale" => walk.scale = flags.parse()?,
+            "--batch" => walk.batch = flags.parse()?,
+            "--out" => args.out = flags.value()?.into(),
             "--no-smoothness" => args.smoothness = false,
-            "--model" => args.model = value("--model")?,
-            "--device" => args.device = Some(value("--device")?),
+            "--model" => args.model = flags.value()?,
+            "--device" => args.device = Some(flags.value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -102,7 +92,7 @@ fn run(args: Args) -> Result<(), String> {
     let total = args.walk.frames;
     let mut writer = None;
     let mut frames = Vec::with_capacity(total);
-    let start = Instant::now();
+    let bar = aigc_core::cli::Progress::new("frames");
     walk(&model, &args.walk, |i, frame| {
         let w = match &mut writer {
             Some(w) => w,
@@ -112,22 +102,13 @@ fn run(args: Args) -> Result<(), String> {
         };
         w.write_frame(&frame.rgb)?;
         frames.push(frame);
-        let width = 30;
-        let filled = width * (i + 1) / total;
-        eprint!(
-            "\rframes [{}{}] {}/{total} {:.1}s",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            i + 1,
-            start.elapsed().as_secs_f32()
-        );
-        let _ = std::io::stderr().flush();
+        bar.update(i + 1, total);
         Ok(())
     })
     .map_err(err)?;
-    eprintln!();
+    bar.finish();
     let written = writer.expect("at least one frame").finish().map_err(err)?;
-    let secs = start.elapsed().as_secs_f32();
+    let secs = bar.elapsed().as_secs_f32();
     println!(
         "{total} frames ({:.2} s per frame), difficulty {} to {}, seeds {:?}; wrote {}",
         secs / total as f32,
@@ -153,14 +134,5 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match parse_args().and_then(run) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
+    aigc_core::cli::main(parse_args, run, USAGE)
 }
