@@ -427,8 +427,10 @@ impl SentenceEmbedder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// One vector per text, in order. Texts are tokenized, sorted by length and run in
-    /// batches of 32 (so that little padding is computed).
+    /// One vector per text, in order, [`dim`](Self::dim) values each (unit length when the
+    /// model normalises). Texts are tokenized, truncated to
+    /// [`max_seq_length`](Self::max_seq_length), sorted by length and run in batches of 32
+    /// (so that little padding is computed). Fails when `texts` is empty.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Err(Error::invalid_argument("texts", "no text to embed"));

@@ -323,6 +323,10 @@ impl StableDiffusion {
 
     /// Generates an image from `initial` unit noise (`[1, c, h/f, w/f]` values; the
     /// scheduler's initial sigma is applied here) or, when `None`, from `noise`.
+    /// `progress(step, steps)` is called after each denoising step.
+    ///
+    /// Fails when the size is zero or not a multiple of the VAE's downscale, `initial` has
+    /// the wrong length, or the scheduler rejects `steps`.
     pub fn txt2img(
         &mut self,
         p: &Txt2ImgParams<'_>,

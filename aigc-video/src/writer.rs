@@ -52,7 +52,12 @@ pub trait VideoWriter {
 
 /// Opens the writer that the path asks for: `.gif`, `.png` (APNG), `.y4m`, or a PNG sequence
 /// when the path is an existing directory, ends in a separator, has no extension, or holds a
-/// frame-number placeholder (`{}` or `%04d`).
+/// frame-number placeholder (`{}` or `%04d`). Every frame must be `width` x `height`; `fps`
+/// is frames per second.
+///
+/// Fails with [`Error::Unsupported`] for another extension,
+/// and with an invalid argument for a zero side, a rate that is not positive and finite, or
+/// a size the container cannot hold (GIF sides are at most 65535).
 pub fn open_writer(path: &Path, width: u32, height: u32, fps: f64) -> Result<Box<dyn VideoWriter>> {
     let text = path.to_string_lossy();
     if text.contains("{}") || percent_placeholder(&text).is_some() {
