@@ -89,6 +89,13 @@ fn cell(b: &Bench) -> String {
 fn render(benches: &[Bench], results: Option<&Path>, date: &str) -> Result<String, String> {
     let mut md = String::new();
     let _ = writeln!(md, "Measured on {date} (`benches/report.sh`).\n");
+    if let Some(machine) = results.and_then(|d| std::fs::read_to_string(d.join("machine.txt")).ok())
+    {
+        for line in machine.lines() {
+            let _ = writeln!(md, "- {line}");
+        }
+        md.push('\n');
+    }
     // Model benchmarks: groups named `model/backend`.
     let mut rows: BTreeMap<(String, String), BTreeMap<&str, String>> = BTreeMap::new();
     let mut kernels = Vec::new();
