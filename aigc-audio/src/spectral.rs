@@ -23,9 +23,9 @@ pub enum PadMode {
 /// Framing of a short-time Fourier transform with a periodic Hann window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StftConfig {
-    /// FFT size.
+    /// FFT size in samples; a frame gives `n_fft / 2 + 1` frequency bins.
     pub n_fft: usize,
-    /// Samples between frames.
+    /// Samples between the starts of consecutive frames.
     pub hop_length: usize,
     /// Window length (at most `n_fft`; centred in the frame and zero-padded).
     pub win_length: usize,

@@ -210,9 +210,11 @@ pub struct TextEncoder {
 pub struct TextEncoding {
     /// Hidden states (the duration predictor's input).
     pub x: Tensor<3>,
-    /// Prior mean.
+    /// Mean of the prior over the flow's latent, per phoneme (expanded to frames by the
+    /// durations before sampling).
     pub m_p: Tensor<3>,
-    /// Prior log standard deviation.
+    /// Natural log of the prior's standard deviation, per phoneme; the sampled noise is
+    /// scaled by `exp(logs_p) * noise_scale`.
     pub logs_p: Tensor<3>,
 }
 

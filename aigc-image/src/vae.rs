@@ -190,7 +190,8 @@ impl Mid {
 /// The latent distribution of an image: a diagonal Gaussian.
 #[derive(Debug, Clone)]
 pub struct LatentDistribution {
-    /// `[batch, latent, h/f, w/f]`.
+    /// The mean, `[batch, latent, h/f, w/f]` with `f` the VAE's downscale (unscaled:
+    /// multiply by [`VaeConfig::scaling_factor`] for diffusion).
     pub mean: Tensor<4>,
     /// Log-variance, clamped to `[-30, 20]` as diffusers does.
     pub logvar: Tensor<4>,

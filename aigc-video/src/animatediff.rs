@@ -53,7 +53,8 @@ impl<'a> VideoParams<'a> {
 /// A generated clip.
 #[derive(Debug, Clone)]
 pub struct Video {
-    /// The frames in order.
+    /// The frames in order, each `height` x `width` RGB in `[0, 1]`
+    /// ([`rgb_frames`](Self::rgb_frames) converts them for the writers).
     pub frames: Vec<Image>,
     /// The final latents, `[c, frames, h/f, w/f]` flattened (diffusers' `[1, c, f, h, w]`).
     pub latents: Vec<f32>,
