@@ -165,19 +165,22 @@ impl std::fmt::Display for LoadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "loading weights from {} failed:", self.source)?;
         const SHOWN: usize = 20;
-        let list = |f: &mut std::fmt::Formatter<'_>, what: &str, names: &[String]| {
-            if names.is_empty() {
-                return Ok(());
-            }
-            write!(f, "\n  {} {what}:", names.len())?;
-            for n in names.iter().take(SHOWN) {
-                write!(f, " `{n}`")?;
-            }
-            if names.len() > SHOWN {
-                write!(f, " and {} more", names.len() - SHOWN)?;
-            }
-            Ok(())
-        };
+        // The return type is written out: with burn's `remote` features in the build, more
+        // `From` conversions for `fmt::Error` exist and `?` alone cannot infer it.
+        let list =
+            |f: &mut std::fmt::Formatter<'_>, what: &str, names: &[String]| -> std::fmt::Result {
+                if names.is_empty() {
+                    return Ok(());
+                }
+                write!(f, "\n  {} {what}:", names.len())?;
+                for n in names.iter().take(SHOWN) {
+                    write!(f, " `{n}`")?;
+                }
+                if names.len() > SHOWN {
+                    write!(f, " and {} more", names.len() - SHOWN)?;
+                }
+                Ok(())
+            };
         list(f, "missing", &self.missing)?;
         list(f, "unexpected", &self.unexpected)?;
         if !self.misshaped.is_empty() {
