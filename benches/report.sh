@@ -44,4 +44,5 @@ fi
 } > "$results/machine.txt"
 cargo run --quiet --release -p aigc-benches --bin bench-table -- \
     --criterion "$target_dir/criterion" --results "$results" --date "$(date -u +%F)" \
+    --max-age-hours 6 \
     --out docs/performance.md

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run -p aigc-benches --bin bench-table -- --criterion TARGET/criterion \
-//!     [--results benches/results] [--date YYYY-MM-DD] [--out docs/performance.md]
+//!     [--results benches/results] [--date YYYY-MM-DD] [--max-age-hours H] [--out docs/performance.md]
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,8 +32,14 @@ fn read_json(path: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Every `*/new/benchmark.json` under `dir` with its `estimates.json`.
-fn collect(dir: &Path, out: &mut Vec<Bench>) -> Result<(), String> {
+/// Every `*/new/benchmark.json` under `dir` with its `estimates.json`, leaving out results
+/// written more than `max_age` ago (criterion keeps every benchmark ever run in the target
+/// directory; a table should hold one run's).
+fn collect(
+    dir: &Path,
+    max_age: Option<std::time::Duration>,
+    out: &mut Vec<Bench>,
+) -> Result<(), String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
@@ -42,6 +48,15 @@ fn collect(dir: &Path, out: &mut Vec<Bench>) -> Result<(), String> {
         }
         let meta = path.join("new/benchmark.json");
         if meta.is_file() {
+            let age = std::fs::metadata(path.join("new/estimates.json"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if let (Some(max), Some(age)) = (max_age, age)
+                && age > max
+            {
+                continue;
+            }
             let m = read_json(&meta)?;
             let e = read_json(&path.join("new/estimates.json"))?;
             let median_ns = e["median"]["point_estimate"]
@@ -54,7 +69,7 @@ fn collect(dir: &Path, out: &mut Vec<Bench>) -> Result<(), String> {
                 elements: m["throughput"]["Elements"].as_f64(),
             });
         } else if path.file_name().is_some_and(|n| n != "report") {
-            collect(&path, out)?;
+            collect(&path, max_age, out)?;
         }
     }
     Ok(())
@@ -159,6 +174,7 @@ fn render(benches: &[Bench], results: Option<&Path>, date: &str) -> Result<Strin
 
 fn run() -> Result<(), String> {
     let (mut criterion, mut results, mut out, mut date) = (None, None, None, None);
+    let mut max_age = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -167,12 +183,17 @@ fn run() -> Result<(), String> {
             "--results" => results = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
             "--date" => date = Some(value()?),
+            "--max-age-hours" => {
+                let v = value()?;
+                let h: f64 = v.parse().map_err(|_| format!("--max-age-hours: `{v}`"))?;
+                max_age = Some(std::time::Duration::from_secs_f64(h * 3600.0));
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
     let criterion = criterion.ok_or("--criterion DIR is required")?;
     let mut benches = Vec::new();
-    collect(&criterion, &mut benches)?;
+    collect(&criterion, max_age, &mut benches)?;
     if benches.is_empty() {
         return Err(format!("no benchmark results under {}", criterion.display()));
     }
@@ -201,7 +222,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!(
-                "usage: bench-table --criterion DIR [--results DIR] [--date YYYY-MM-DD] [--out FILE.md]"
+                "usage: bench-table --criterion DIR [--results DIR] [--date YYYY-MM-DD] \
+                 [--max-age-hours H] [--out FILE.md]"
             );
             ExitCode::FAILURE
         }
