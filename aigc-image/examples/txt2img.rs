@@ -56,84 +56,68 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let (mut model, mut prompt, mut negative, mut out) =
-        (None, None, String::new(), "out.png".to_string());
-    let (mut steps, mut guidance, mut height, mut width, mut seed) =
-        (25usize, 7.5f32, 512usize, 512usize, 0u64);
-    let (mut init, mut strength, mut device, mut clip) = (None, 0.6f32, None, None);
+    let (mut model, mut prompt) = (None, None);
+    let mut args = Args {
+        model: String::new(),
+        prompt: String::new(),
+        negative: String::new(),
+        out: "out.png".into(),
+        steps: 25,
+        guidance: 7.5,
+        height: 512,
+        width: 512,
+        seed: 0,
+        init: None,
+        strength: 0.6,
+        device: None,
+        clip: None,
+    };
     let mut flags = aigc_core::cli::Flags::from_env();
     while let Some(flag) = flags.next() {
         match flag.as_str() {
             "--model" => model = Some(flags.value()?),
             "--prompt" => prompt = Some(flags.value()?),
-            "--negative" => negative = flags.value()?,
-            "--out" => out = flags.value()?,
-            "--init" => init = Some(flags.value()?),
-            "--device" => device = Some(flags.value()?),
-            "--clip" => clip = Some(flags.value()?),
-            "--steps" => steps = flags.parse()?,
-            "--guidance" => guidance = flags.parse()?,
-            "--height" => height = flags.parse()?,
-            "--width" => width = flags.parse()?,
-            "--seed" => seed = flags.parse()?,
-            "--strength" => strength = flags.parse()?,
+            "--negative" => args.negative = flags.value()?,
+            "--out" => args.out = flags.value()?,
+            "--init" => args.init = Some(flags.value()?),
+            "--device" => args.device = Some(flags.value()?),
+            "--clip" => args.clip = Some(flags.value()?),
+            "--steps" => args.steps = flags.parse()?,
+            "--guidance" => args.guidance = flags.parse()?,
+            "--height" => args.height = flags.parse()?,
+            "--width" => args.width = flags.parse()?,
+            "--seed" => args.seed = flags.parse()?,
+            "--strength" => args.strength = flags.parse()?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    let model = model.ok_or("--model is required")?;
-    let prompt = prompt.ok_or("--prompt is required")?;
-    Ok(Args {
-        model,
-        prompt,
-        negative,
-        out,
-        steps,
-        guidance,
-        height,
-        width,
-        seed,
-        init,
-        strength,
-        device,
-        clip,
-    })
+    args.model = model.ok_or("--model is required")?;
+    args.prompt = prompt.ok_or("--prompt is required")?;
+    Ok(args)
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let Args {
-        model,
-        prompt,
-        negative,
-        out,
-        steps,
-        guidance,
-        height,
-        width,
-        seed,
-        init,
-        strength,
-        device,
-        clip,
-    } = args;
+    let Args { model, prompt, negative, out, init, device, clip, .. } = &args;
+    let (steps, guidance, strength) = (args.steps, args.guidance, args.strength);
     let device =
         aigc_core::device::device_from_arg_or_env(device.as_deref()).map_err(|e| e.to_string())?;
-    let mut sd = open_stable_diffusion(&model, &device).map_err(|e| e.to_string())?;
+    let mut sd = open_stable_diffusion(model, &device).map_err(|e| e.to_string())?;
     let scorer = match &clip {
         Some(dir) => Some(ClipScorer::open(dir, &device).map_err(|e| e.to_string())?),
         None => None,
     };
     let bar = aigc_core::cli::Progress::new("denoising");
     let progress = |done: usize, total: usize| bar.update(done, total);
-    let mut noise = SeededNoise::new(seed);
+    let mut noise = SeededNoise::new(args.seed);
     let image = match &init {
         Some(path) => {
             let (rgb, h, w) = read_png_rgb(path)?;
             sd.img2img(
                 &rgb,
                 (h, w),
-                &prompt,
-                &negative,
+                prompt,
+                negative,
                 strength,
                 steps,
                 guidance,
@@ -143,10 +127,10 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => {
             let p = Txt2ImgParams {
-                prompt: &prompt,
-                negative_prompt: &negative,
-                height,
-                width,
+                prompt,
+                negative_prompt: negative,
+                height: args.height,
+                width: args.width,
                 steps,
                 guidance_scale: guidance,
             };
@@ -155,11 +139,11 @@ fn run(args: Args) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     bar.finish();
-    aigc_image::png::write_rgb8(&out, image.width, image.height, &image.to_rgb8())
+    aigc_image::png::write_rgb8(out, image.width, image.height, &image.to_rgb8())
         .map_err(|e| e.to_string())?;
     println!("wrote {out} ({}x{})", image.width, image.height);
     if let Some(scorer) = &scorer {
-        let similarity = scorer.similarity(&image, &prompt).map_err(|e| e.to_string())?;
+        let similarity = scorer.similarity(&image, prompt).map_err(|e| e.to_string())?;
         println!("CLIP similarity to the prompt: {similarity:.4}");
     }
     Ok(())
